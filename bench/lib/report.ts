@@ -1,0 +1,155 @@
+// The realtime benchmark's verdict: the results table as text, and the issue's targets checked against
+// the measured cells. A cell with non-2xx answers or errors is flagged, and a target that depends on one
+// fails rather than trusting its numbers.
+import type { BatchStats } from './modelgate-metrics.ts';
+import type { ModelName } from './workload.ts';
+
+export const SERVER_IDS = ['ceiling', 'peer', 'modelgate-no-batching', 'modelgate-batching'] as const;
+export type ServerId = (typeof SERVER_IDS)[number];
+
+export const SERVER_LABELS: Record<ServerId, string> = {
+  ceiling: '(a) ceiling: fixed response',
+  peer: '(b) peer: bare node:http + ORT',
+  'modelgate-no-batching': '(c) modelgate, batching off',
+  'modelgate-batching': '(d) modelgate, batching on',
+};
+
+/** Above this many cores of outside work during a cell (the machine is shared), the cell is noisy. */
+export const NOISY_OTHER_CPU_CORES = 0.25;
+
+export interface Cell {
+  server: ServerId;
+  model: ModelName;
+  clients: number;
+  requestsPerSecond: number;
+  p50Ms: number;
+  p99Ms: number;
+  non2xx: number;
+  errors: number;
+  timeouts: number;
+  meanMs: number;
+  responses2xx: number;
+  durationSeconds: number;
+  /** CPU cores the server process used during the cell (all threads, user + system). */
+  serverCpuCores: number;
+  serverCpuUsPerRequest: number;
+  /** CPU cores autocannon (the benchmark process) used: it shares the machine with the server. */
+  loadGeneratorCpuCores: number;
+  /**
+   * Busy cores of the whole machine minus the two above: other people's work on this shared machine, plus
+   * kernel network work not charged to either process. High values make the cell noisy.
+   */
+  otherCpuCores: number;
+  /** modelgate only: what its batcher did during the cell (from its /metrics). */
+  modelgateBatches?: BatchStats;
+  /** Measurements taken for this cell (more than 1 when other work made the first ones noisy). */
+  attempts: number;
+  /** False when any answer was not 2xx or any request failed: the numbers are not comparable. */
+  ok: boolean;
+}
+
+export interface TargetCheck {
+  target: string;
+  /** null when a cell it needs was not measured in this run. */
+  pass: boolean | null;
+  detail: string;
+}
+
+export const isNoisy = (cell: Cell) => cell.otherCpuCores > NOISY_OTHER_CPU_CORES;
+
+const findCell = (cells: readonly Cell[], server: ServerId, model: ModelName, clients: number) =>
+  cells.find((cell) => cell.server === server && cell.model === model && cell.clients === clients);
+
+const fmt = (value: number, digits: number) => (Number.isFinite(value) ? value.toFixed(digits) : 'n/a');
+
+export function formatTable(cells: readonly Cell[]): string {
+  const header = [
+    'model',
+    'clients',
+    'server',
+    'req/s',
+    'vs (b)',
+    'p50 ms',
+    'p99 ms',
+    'non2xx',
+    'errors',
+    'server cores',
+    '',
+  ];
+  const rows = cells.map((cell) => {
+    const peer = findCell(cells, 'peer', cell.model, cell.clients);
+    const ratio = peer ? `${fmt(cell.requestsPerSecond / peer.requestsPerSecond, 2)}x` : '';
+    return [
+      cell.model,
+      String(cell.clients),
+      SERVER_LABELS[cell.server],
+      fmt(cell.requestsPerSecond, 0),
+      ratio,
+      fmt(cell.p50Ms, 2),
+      fmt(cell.p99Ms, 2),
+      String(cell.non2xx),
+      String(cell.errors),
+      fmt(cell.serverCpuCores, 2),
+      [
+        cell.ok ? '' : '<< FAILED REQUESTS',
+        isNoisy(cell) ? `~ noisy: other work used ${fmt(cell.otherCpuCores, 2)} cores` : '',
+      ]
+        .filter(Boolean)
+        .join(' '),
+    ];
+  });
+  const widths = header.map((title, i) => Math.max(title.length, ...rows.map((row) => row[i]!.length)));
+  const leftAligned = new Set([0, 2, 10]);
+  const line = (row: string[]) =>
+    row
+      .map((text, i) => (leftAligned.has(i) ? text.padEnd(widths[i]!) : text.padStart(widths[i]!)))
+      .join('  ')
+      .trimEnd();
+  return [line(header), line(widths.map((width) => '-'.repeat(width))), ...rows.map(line)].join('\n');
+}
+
+function compare(
+  cells: readonly Cell[],
+  target: string,
+  model: ModelName,
+  clients: number,
+  check: (batched: Cell, peer: Cell) => { pass: boolean; detail: string },
+): TargetCheck {
+  const batched = findCell(cells, 'modelgate-batching', model, clients);
+  const peer = findCell(cells, 'peer', model, clients);
+  if (!batched || !peer) return { target, pass: null, detail: 'not measured in this run' };
+  const { pass, detail } = check(batched, peer);
+  if (!batched.ok || !peer.ok)
+    return { target, pass: false, detail: `${detail}; a cell had failed requests` };
+  return { target, pass, detail };
+}
+
+/** The issue's targets: (d) against (b). */
+export function checkTargets(cells: readonly Cell[]): TargetCheck[] {
+  const throughput = (model: ModelName, factor: number) =>
+    compare(
+      cells,
+      `(d) req/s >= ${factor === 1 ? '' : `${factor}x `}(b) req/s on ${model} at 64 clients`,
+      model,
+      64,
+      (batched, peer) => ({
+        pass: batched.requestsPerSecond >= factor * peer.requestsPerSecond,
+        detail: `(d) ${fmt(batched.requestsPerSecond, 0)} vs (b) ${fmt(peer.requestsPerSecond, 0)} req/s = ${fmt(batched.requestsPerSecond / peer.requestsPerSecond, 2)}x`,
+      }),
+    );
+  const latency = (model: ModelName) =>
+    compare(cells, `(d) p50 <= (b) p50 + 1 ms on ${model} at 1 client`, model, 1, (batched, peer) => ({
+      pass: batched.p50Ms - peer.p50Ms <= 1,
+      detail: `(d) ${fmt(batched.p50Ms, 3)} ms vs (b) ${fmt(peer.p50Ms, 3)} ms (difference ${fmt(batched.p50Ms - peer.p50Ms, 3)} ms)`,
+    }));
+  return [throughput('iris', 1), throughput('wide-mlp', 2), latency('iris'), latency('wide-mlp')];
+}
+
+export function formatTargets(checks: readonly TargetCheck[]): string {
+  return checks
+    .map((check) => {
+      const verdict = check.pass === null ? 'N/A ' : check.pass ? 'PASS' : 'FAIL';
+      return `${verdict}  ${check.target}: ${check.detail}`;
+    })
+    .join('\n');
+}

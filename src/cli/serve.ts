@@ -1,0 +1,88 @@
+// `modelgate serve`: runs the whole platform in this process until SIGINT/SIGTERM.
+import type { Command } from 'commander';
+import { pino } from 'pino';
+import { resolveConfig, type ConfigInput } from '../config/config.ts';
+import { startPlatform } from '../platform.ts';
+
+interface ServeFlags {
+  config?: string;
+  host?: string;
+  port?: string;
+  dataDir?: string;
+  databaseUrl?: string;
+  inferenceThreads?: string;
+  batching?: boolean;
+  logLevel?: string;
+  examples?: boolean;
+}
+
+export function registerServeCommand(program: Command): void {
+  program
+    .command('serve')
+    .description('run the API server with inference (embedded storage unless --database-url)')
+    .option('--config <file>', 'YAML or JSON config file (env MODELGATE_CONFIG)')
+    .option('--host <host>', 'listen address (default 127.0.0.1)')
+    .option('--port <port>', 'listen port (default 8080; 0 = any free port)')
+    .option('--data-dir <dir>', 'embedded database and artifacts (default ./.modelgate)')
+    .option('--database-url <url>', 'Postgres server instead of the embedded database')
+    .option('--inference-threads <n>', 'inference threads (default: one per core)')
+    .option('--no-batching', 'turn dynamic batching off by default')
+    .option('--log-level <level>', 'fatal, error, warn, info, debug, trace or silent')
+    .option('--examples', 'deploy the example models into the default tenant')
+    .action(async (flags: ServeFlags) => {
+      const config = resolveConfig({
+        config: flags.config,
+        host: flags.host,
+        port: flags.port,
+        dataDir: flags.dataDir,
+        databaseUrl: flags.databaseUrl,
+        inferenceThreads: flags.inferenceThreads,
+        batching: flags.batching === false ? false : undefined,
+        logLevel: flags.logLevel as ConfigInput['logLevel'],
+      });
+      const logger = pino({ level: config.logLevel, base: { component: 'modelgate' } });
+      const platform = await startPlatform(config, { logger, deployExamples: flags.examples });
+      printWelcome(platform.url, platform.generatedAdminKey?.secret, flags.examples === true);
+
+      let stopping = false;
+      const stop = (signal: string) => {
+        // A second signal exits at once.
+        if (stopping) process.exit(130);
+        stopping = true;
+        logger.info({ signal }, 'shutting down');
+        platform.close().then(
+          () => process.exit(0),
+          (error: unknown) => {
+            logger.error({ err: error }, 'shutdown failed');
+            process.exit(1);
+          },
+        );
+      };
+      process.on('SIGINT', () => stop('SIGINT'));
+      process.on('SIGTERM', () => stop('SIGTERM'));
+    });
+}
+
+function printWelcome(url: string, generatedKey: string | undefined, examples: boolean): void {
+  const key = generatedKey ?? '$MODELGATE_KEY';
+  const lines = [
+    '',
+    `modelgate is running at ${url}`,
+    generatedKey
+      ? `Admin API key (shown once, store it now): ${generatedKey}`
+      : 'Use an API key you created before (the first one was printed at first start), or set MODELGATE_ADMIN_KEY.',
+    '',
+    'Try:',
+    `  curl -s ${url}/v1/models -H "Authorization: Bearer ${key}"`,
+  ];
+  if (examples) {
+    lines.push(
+      `  curl -s ${url}/v1/models/iris/predict -H "Authorization: Bearer ${key}" \\`,
+      `    -H 'content-type: application/json' -d '{"instances": [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]]}'`,
+      `  curl -s ${url}/v2/models/iris/infer -H "Authorization: Bearer ${key}" -H 'content-type: application/json' \\`,
+      `    -d '{"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP32", "data": [5.1, 3.5, 1.4, 0.2]}]}'`,
+    );
+  }
+  lines.push('');
+  process.stderr.write(lines.join('\n') + '\n');
+}

@@ -1,0 +1,162 @@
+// A typed client for the modelgate HTTP API (used by the CLI; usable from any TypeScript program).
+
+export interface Problem {
+  type: string;
+  title: string;
+  status: number;
+  detail: string;
+  code: string;
+  [field: string]: unknown;
+}
+
+/** An error answer of the API, carrying its problem document. */
+export class ApiError extends Error {
+  constructor(readonly problem: Problem) {
+    super(`${problem.detail} (${problem.code}, HTTP ${problem.status})`);
+    this.name = 'ApiError';
+  }
+}
+
+export interface ClientOptions {
+  /** Base URL, e.g. http://127.0.0.1:8080 */
+  url: string;
+  /** API key sent as `Authorization: Bearer`. */
+  key?: string;
+}
+
+export interface KeyInfo {
+  id: string;
+  tenant_id: string;
+  name: string;
+  prefix: string;
+  scopes: string[];
+  expires_at: string | null;
+  revoked_at: string | null;
+  created_at: string;
+}
+
+export interface TensorSpecInfo {
+  name: string;
+  datatype: string;
+  shape: number[];
+}
+
+export interface ModelInfo {
+  name: string;
+  created_at: string;
+  settings: Record<string, unknown>;
+  latest_version: number | null;
+  inputs: TensorSpecInfo[];
+  outputs: TensorSpecInfo[];
+  versions: { version: number; status: string; sha256: string; size_bytes: number; created_at: string }[];
+}
+
+export interface TenantInfo {
+  id: string;
+  name: string;
+  operator: boolean;
+  created_at: string;
+}
+
+export class ModelgateClient {
+  private readonly baseUrl: string;
+
+  constructor(private readonly options: ClientOptions) {
+    this.baseUrl = options.url.replace(/\/+$/, '');
+  }
+
+  async request<T>(
+    method: string,
+    path: string,
+    init: { json?: unknown; body?: BodyInit; contentType?: string } = {},
+  ) {
+    const headers: Record<string, string> = {};
+    if (this.options.key) headers.authorization = `Bearer ${this.options.key}`;
+    let body = init.body;
+    if (init.json !== undefined) {
+      headers['content-type'] = 'application/json';
+      body = JSON.stringify(init.json);
+    } else if (init.contentType) {
+      headers['content-type'] = init.contentType;
+    }
+    const response = await fetch(this.baseUrl + path, {
+      method,
+      headers,
+      body,
+      duplex: 'half',
+    } as RequestInit);
+    const text = await response.text();
+    const parsed: unknown = text ? JSON.parse(text) : undefined;
+    if (!response.ok) {
+      const problem = (parsed ?? {}) as Partial<Problem>;
+      throw new ApiError({
+        type: problem.type ?? 'about:blank',
+        title: problem.title ?? response.statusText,
+        status: response.status,
+        detail: problem.detail ?? response.statusText,
+        code: problem.code ?? 'unknown',
+        ...problem,
+      });
+    }
+    return parsed as T;
+  }
+
+  createTenant(name: string) {
+    return this.request<TenantInfo & { admin_key: KeyInfo & { key: string } }>('POST', '/v1/tenants', {
+      json: { name },
+    });
+  }
+
+  listTenants() {
+    return this.request<{ tenants: TenantInfo[] }>('GET', '/v1/tenants');
+  }
+
+  createKey(options: { name?: string; scopes: string[]; expires_in_seconds?: number; expires_at?: string }) {
+    return this.request<KeyInfo & { key: string }>('POST', '/v1/keys', { json: options });
+  }
+
+  listKeys() {
+    return this.request<{ keys: KeyInfo[] }>('GET', '/v1/keys');
+  }
+
+  revokeKey(id: string) {
+    return this.request<KeyInfo>('DELETE', `/v1/keys/${encodeURIComponent(id)}`);
+  }
+
+  deploy(name: string, model: Uint8Array | ReadableStream<Uint8Array>) {
+    return this.request<ModelInfo & { deployed_version: number }>(
+      'POST',
+      `/v1/models/${encodeURIComponent(name)}/versions`,
+      { body: model as BodyInit, contentType: 'application/octet-stream' },
+    );
+  }
+
+  updateModelSettings(name: string, settings: Record<string, unknown>) {
+    return this.request<ModelInfo>('PATCH', `/v1/models/${encodeURIComponent(name)}`, { json: { settings } });
+  }
+
+  listModels() {
+    return this.request<{ models: ModelInfo[] }>('GET', '/v1/models');
+  }
+
+  getModel(name: string) {
+    return this.request<ModelInfo>('GET', `/v1/models/${encodeURIComponent(name)}`);
+  }
+
+  deleteModel(name: string, version?: number) {
+    const path = `/v1/models/${encodeURIComponent(name)}${version === undefined ? '' : `/versions/${version}`}`;
+    return this.request<void>('DELETE', path);
+  }
+
+  /** Plain-JSON prediction: `{inputs: {name: nested array}}` or `{instances: rows}`. */
+  predict(
+    name: string,
+    body: { inputs: Record<string, unknown> } | { instances: unknown[] },
+    version?: number,
+  ) {
+    const path = `/v1/models/${encodeURIComponent(name)}${version === undefined ? '' : `/versions/${version}`}/predict`;
+    return this.request<{ model: string; version: number; outputs: Record<string, unknown> }>('POST', path, {
+      json: body,
+    });
+  }
+}

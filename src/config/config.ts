@@ -1,0 +1,121 @@
+// Configuration, resolved once: command-line flags, then MODELGATE_* environment variables, then the
+// config file (--config, YAML or JSON), then defaults. The result is validated, typed and frozen.
+import { readFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import { join } from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+import { keyFromSecret } from '../auth/keys.ts';
+
+const MiB = 1024 * 1024;
+
+/** Every setting, its environment variable and its default, documented in one place (README "Configuration"). */
+export const configSchema = z
+  .object({
+    /** Address to listen on (MODELGATE_HOST). Default 127.0.0.1; use 0.0.0.0 in containers. */
+    host: z.string().default('127.0.0.1'),
+    /** Port to listen on (MODELGATE_PORT). Default 8080; 0 picks a free port. */
+    port: z.coerce.number().int().min(0).max(65535).default(8080),
+    /** Embedded data directory: PGlite database and local artifacts (MODELGATE_DATA_DIR). Default ./.modelgate */
+    dataDir: z.string().default('./.modelgate'),
+    /** Postgres server URL (MODELGATE_DATABASE_URL or DATABASE_URL). Default: unset, PGlite in dataDir. */
+    databaseUrl: z.string().optional(),
+    /** Postgres schema to use (MODELGATE_DATABASE_SCHEMA). Default: the server's search_path. */
+    databaseSchema: z
+      .string()
+      .regex(/^[a-z_][a-z0-9_]*$/)
+      .optional(),
+    /** Artifact store folder (MODELGATE_ARTIFACTS_DIR). Default <dataDir>/artifacts. */
+    artifactsDir: z.string().optional(),
+    /** First admin key of a fresh database (MODELGATE_ADMIN_KEY); generated and printed once if unset. */
+    adminKey: z
+      .string()
+      .refine(
+        (key) => keyFromSecret(key) !== undefined,
+        'must start with "mg_" and be at least 32 printable characters',
+      )
+      .optional(),
+    /**
+     * Inference threads (MODELGATE_INFERENCE_THREADS). Default: one per core but one, which stays with the
+     * HTTP event loop (on 2 cores, 1 thread served 5-23% more than 2 in bench/realtime.ts).
+     */
+    inferenceThreads: z.coerce
+      .number()
+      .int()
+      .min(1)
+      .max(256)
+      .default(Math.max(1, availableParallelism() - 1)),
+    /** ONNX Runtime intra-op threads per inference thread (MODELGATE_INTRA_OP_THREADS). Default 1. */
+    intraOpThreads: z.coerce.number().int().min(1).max(256).default(1),
+    /** Largest JSON request body (MODELGATE_BODY_LIMIT_BYTES). Default 10 MiB. */
+    bodyLimitBytes: z.coerce
+      .number()
+      .int()
+      .min(1024)
+      .default(10 * MiB),
+    /** Largest model upload (MODELGATE_UPLOAD_LIMIT_BYTES). Default 2 GiB. */
+    uploadLimitBytes: z.coerce
+      .number()
+      .int()
+      .min(1024)
+      .default(2048 * MiB),
+    /** Merge concurrent requests by default (MODELGATE_BATCHING). Default true. */
+    batching: z
+      .union([z.boolean(), z.enum(['true', 'false']).transform((value) => value === 'true')])
+      .default(true),
+    /** Default most rows per batch (MODELGATE_MAX_BATCH_SIZE). Default 64. */
+    maxBatchSize: z.coerce.number().int().min(1).max(4096).default(64),
+    /** Default longest wait for a batch to fill while a model is busy (MODELGATE_MAX_BATCH_DELAY_MS). Default 2. */
+    maxBatchDelayMs: z.coerce.number().min(0).max(1000).default(2),
+    /** Default most queued requests per model version (MODELGATE_MAX_QUEUE_SIZE). Default 1024. */
+    maxQueueSize: z.coerce.number().int().min(1).default(1024),
+    /** Default request deadline (MODELGATE_TIMEOUT_MS). Default 30 000. */
+    timeoutMs: z.coerce.number().int().min(1).default(30_000),
+    /** Log level (MODELGATE_LOG_LEVEL): fatal, error, warn, info, debug, trace, silent. Default info. */
+    logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  })
+  .strict();
+
+export type Config = Readonly<z.infer<typeof configSchema> & { artifactsDir: string }>;
+export type ConfigInput = z.input<typeof configSchema>;
+
+const toEnvName = (key: string) => `MODELGATE_${key.replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase()}`;
+
+function fromEnv(env: NodeJS.ProcessEnv): Record<string, string> {
+  const values: Record<string, string> = {};
+  for (const key of Object.keys(configSchema.shape)) {
+    const value = env[toEnvName(key)];
+    if (value !== undefined && value !== '') values[key] = value;
+  }
+  if (values.databaseUrl === undefined && env.DATABASE_URL) values.databaseUrl = env.DATABASE_URL;
+  return values;
+}
+
+function fromFile(path: string | undefined): Record<string, unknown> {
+  if (!path) return {};
+  const parsed: unknown = parseYaml(readFileSync(path, 'utf8'));
+  return (parsed ?? {}) as Record<string, unknown>;
+}
+
+export class ConfigError extends Error {}
+
+export function resolveConfig(
+  flags: ConfigInput & { config?: string } = {},
+  env: NodeJS.ProcessEnv = process.env,
+): Config {
+  const { config: configFile, ...flagValues } = flags;
+  const defined = Object.fromEntries(Object.entries(flagValues).filter(([, value]) => value !== undefined));
+  const merged = { ...fromFile(configFile ?? env.MODELGATE_CONFIG), ...fromEnv(env), ...defined };
+  const result = configSchema.safeParse(merged);
+  if (!result.success) {
+    const problems = result.error.issues.map(
+      (issue) => `${issue.path.join('.') || '(root)'}: ${issue.message}`,
+    );
+    throw new ConfigError(`invalid configuration: ${problems.join('; ')}`);
+  }
+  const config = {
+    ...result.data,
+    artifactsDir: result.data.artifactsDir ?? join(result.data.dataDir, 'artifacts'),
+  };
+  return Object.freeze(config);
+}

@@ -1,0 +1,52 @@
+// The one error type of modelgate: a stable machine code, an HTTP status and a human message.
+// Every code is listed here and documented in docs/errors.md (test/errors-doc.test.ts checks both agree).
+
+export const ERROR_CODES = {
+  bad_request: 400,
+  invalid_json: 400,
+  invalid_input: 400,
+  invalid_model: 400,
+  unsupported_media_type: 415,
+  unauthenticated: 401,
+  key_revoked: 401,
+  key_expired: 401,
+  forbidden: 403,
+  not_found: 404,
+  model_not_found: 404,
+  version_not_found: 404,
+  conflict: 409,
+  payload_too_large: 413,
+  queue_full: 503,
+  not_ready: 503,
+  timeout: 504,
+  inference_failed: 500,
+  internal: 500,
+} as const;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+export class ModelgateError extends Error {
+  readonly code: ErrorCode;
+  readonly status: number;
+  /** Extra fields for the problem document (e.g. the offending input name). */
+  readonly details: Record<string, unknown> | undefined;
+  /** Seconds a client should wait before retrying (sent as `Retry-After`). */
+  readonly retryAfterSeconds: number | undefined;
+
+  constructor(
+    code: ErrorCode,
+    message: string,
+    options: { cause?: unknown; details?: Record<string, unknown>; retryAfterSeconds?: number } = {},
+  ) {
+    super(message, { cause: options.cause });
+    this.name = 'ModelgateError';
+    this.code = code;
+    this.status = ERROR_CODES[code];
+    this.details = options.details;
+    this.retryAfterSeconds = options.retryAfterSeconds;
+  }
+}
+
+export function isModelgateError(error: unknown): error is ModelgateError {
+  return error instanceof ModelgateError;
+}

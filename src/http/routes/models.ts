@@ -1,0 +1,130 @@
+// /v1/models: upload versions (raw body or multipart), list, inspect, change settings, delete.
+import { Readable } from 'node:stream';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { ModelgateError } from '../../errors.ts';
+import { parseModelSettings, type ModelWithVersions } from '../../registry/registry.ts';
+import type { ModelVersionRecord } from '../../store/models.ts';
+import { principalOf, type HttpDeps } from '../server.ts';
+import { parseVersion } from '../validation.ts';
+
+type NameParams = { Params: { name: string } };
+type VersionParams = { Params: { name: string; version: string } };
+
+export function serializeVersion(version: ModelVersionRecord) {
+  return {
+    version: version.version,
+    status: version.status,
+    runtime: version.runtime,
+    sha256: version.artifactSha256,
+    size_bytes: version.sizeBytes,
+    created_at: version.createdAt,
+    inputs: version.signature.inputs,
+    outputs: version.signature.outputs,
+  };
+}
+
+export function serializeModel({ model, versions }: ModelWithVersions) {
+  const latest = versions.at(-1);
+  return {
+    name: model.name,
+    created_at: model.createdAt,
+    settings: model.settings,
+    latest_version: latest?.version ?? null,
+    inputs: latest?.signature.inputs ?? [],
+    outputs: latest?.signature.outputs ?? [],
+    versions: versions.map(serializeVersion),
+  };
+}
+
+/** The uploaded file as a stream: the raw body, or the first file part of a multipart form. */
+async function uploadedFile(request: FastifyRequest): Promise<Readable> {
+  if (request.isMultipart()) {
+    const part = await request.file();
+    if (!part) throw new ModelgateError('bad_request', 'the multipart form has no file part');
+    return part.file;
+  }
+  if (request.body === undefined) throw new ModelgateError('bad_request', 'send the model file as the body');
+  // Other content types (JSON, text) have been parsed already; only the raw-body parser hands on a stream.
+  if (!(request.body instanceof Readable)) {
+    throw new ModelgateError(
+      'unsupported_media_type',
+      'send the model file as application/octet-stream or as multipart/form-data',
+    );
+  }
+  return request.body;
+}
+
+export function registerModelRoutes(app: FastifyInstance, { registry }: HttpDeps): void {
+  app.post<NameParams>(
+    '/v1/models/:name/versions',
+    { config: { scope: 'deploy' } },
+    async (request, reply) => {
+      const { tenantId } = principalOf(request);
+      let version: ModelVersionRecord;
+      try {
+        ({ version } = await registry.deploy(tenantId, request.params.name, await uploadedFile(request)));
+      } catch (error) {
+        // A refusal before the whole body arrived (too large, bad name) leaves the client sending: close the
+        // connection after the answer, as Fastify does at its body limit, rather than keep it busy (and
+        // make a shutdown wait for it).
+        if (!request.raw.complete) reply.header('connection', 'close');
+        throw error;
+      }
+      const deployed = await registry.get(tenantId, request.params.name);
+      return reply
+        .status(201)
+        .header(
+          'location',
+          `/v1/models/${encodeURIComponent(request.params.name)}/versions/${version.version}`,
+        )
+        .send({ ...serializeModel(deployed), deployed_version: version.version });
+    },
+  );
+
+  app.get('/v1/models', { config: { scope: 'read' } }, async (request) => ({
+    models: (await registry.list(principalOf(request).tenantId)).map(serializeModel),
+  }));
+
+  app.get<NameParams>('/v1/models/:name', { config: { scope: 'read' } }, async (request) =>
+    serializeModel(await registry.get(principalOf(request).tenantId, request.params.name)),
+  );
+
+  app.patch<NameParams>('/v1/models/:name', { config: { scope: 'deploy' } }, async (request) => {
+    const settings = parseModelSettings((request.body as { settings?: unknown } | undefined)?.settings);
+    return serializeModel(
+      await registry.updateSettings(principalOf(request).tenantId, request.params.name, settings),
+    );
+  });
+
+  app.delete<NameParams>('/v1/models/:name', { config: { scope: 'deploy' } }, async (request, reply) => {
+    await registry.remove(principalOf(request).tenantId, request.params.name);
+    return reply.status(204).send();
+  });
+
+  app.get<VersionParams>(
+    '/v1/models/:name/versions/:version',
+    { config: { scope: 'read' } },
+    async (request) => {
+      const { name, version } = request.params;
+      const number = parseVersion(name, version);
+      const { versions } = await registry.get(principalOf(request).tenantId, name);
+      const found = versions.find((v) => v.version === number);
+      if (!found) {
+        throw new ModelgateError('version_not_found', `model "${name}" has no version ${version}`, {
+          details: { model: name, version: number },
+        });
+      }
+      return serializeVersion(found);
+    },
+  );
+
+  app.delete<VersionParams>(
+    '/v1/models/:name/versions/:version',
+    { config: { scope: 'deploy' } },
+    async (request, reply) => {
+      const { name, version } = request.params;
+      await registry.remove(principalOf(request).tenantId, name, parseVersion(name, version));
+      return reply.status(204).send();
+    },
+  );
+}

@@ -1,0 +1,175 @@
+// Assembles one modelgate process from its parts: store, artifact store, runtime, catalogue, predictor,
+// registry, authentication and the HTTP server; and takes them down again in order.
+import { Readable } from 'node:stream';
+import type { FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import { openLocalArtifactStore } from './artifacts/local.ts';
+import { bootstrapAccounts, type CreatedKey } from './auth/accounts.ts';
+import { Authenticator } from './auth/authenticator.ts';
+import type { Config } from './config/config.ts';
+import { buildServer } from './http/server.ts';
+import { createMetrics } from './observability/metrics.ts';
+import { Registry } from './registry/registry.ts';
+import { OnnxRuntime } from './runtime/onnx.ts';
+import { Catalog } from './serving/catalog.ts';
+import { Predictor } from './serving/predictor.ts';
+import { subscribeChanges, type Change } from './store/changes.ts';
+import type { Db } from './store/db.ts';
+import { openStore } from './store/open.ts';
+import { selectTenantByName } from './store/tenants.ts';
+import { DEFAULT_TENANT } from './auth/accounts.ts';
+
+export interface Platform {
+  app: FastifyInstance;
+  /** Base URL the server listens on, e.g. http://127.0.0.1:8080 */
+  url: string;
+  /** The admin key generated for a fresh database (print it once), if one was generated. */
+  generatedAdminKey: CreatedKey | undefined;
+  registry: Registry;
+  db: Db;
+  close(): Promise<void>;
+}
+
+export interface PlatformOptions {
+  logger: Logger;
+  /** Deploy the example models into the default tenant if they are not there yet. */
+  deployExamples?: boolean;
+}
+
+export async function startPlatform(config: Config, options: PlatformOptions): Promise<Platform> {
+  const { logger } = options;
+  // What is open so far, closed in reverse order by close() or when the start fails half-way.
+  const closers: (() => Promise<void> | void)[] = [];
+  const closeAll = async () => {
+    for (const close of closers.splice(0).reverse()) await close();
+  };
+  try {
+    return await assemble(config, options, closers, closeAll);
+  } catch (error) {
+    await closeAll().catch((closeError: unknown) => logger.error({ err: closeError }, 'cleanup failed'));
+    throw error;
+  }
+}
+
+async function assemble(
+  config: Config,
+  { logger, deployExamples: withExamples }: PlatformOptions,
+  closers: (() => Promise<void> | void)[],
+  closeAll: () => Promise<void>,
+): Promise<Platform> {
+  const db = await openStore(config);
+  closers.push(() => db.close());
+  const artifacts = await openLocalArtifactStore(config.artifactsDir);
+  const runtime = new OnnxRuntime({
+    threads: config.inferenceThreads,
+    intraOpThreads: config.intraOpThreads,
+  });
+  closers.push(() => runtime.close());
+  const metrics = createMetrics();
+  const catalog = new Catalog(db);
+  const predictor = new Predictor({
+    catalog,
+    runtime,
+    artifacts,
+    metrics,
+    defaults: {
+      batching: config.batching,
+      maxBatchSize: config.maxBatchSize,
+      maxBatchDelayMs: config.maxBatchDelayMs,
+      maxQueueSize: config.maxQueueSize,
+      timeoutMs: config.timeoutMs,
+    },
+    maxConcurrentBatches: config.inferenceThreads,
+  });
+  closers.push(() => predictor.close());
+  const authenticator = new Authenticator(db);
+
+  const applyChange = async (change: Change) => {
+    if (change.kind === 'key') {
+      authenticator.forgetKey(change.keyId);
+      return;
+    }
+    const { previous, current, changed } = await catalog.refresh(change.tenantId, change.name);
+    if (!changed) return;
+    await predictor.onModelChanged(previous, current);
+    const latest = current?.versions.at(-1);
+    if (latest) await predictor.warm(latest);
+  };
+  const registry = new Registry({
+    db,
+    artifacts,
+    runtime,
+    uploadLimitBytes: config.uploadLimitBytes,
+    onModelChanged: (tenantId, name) => applyChange({ kind: 'model', tenantId, name }),
+  });
+
+  let ready = false;
+  const app = await buildServer({
+    config,
+    db,
+    logger,
+    metrics,
+    authenticator,
+    registry,
+    predictor,
+    isReady: () => ready,
+  });
+  closers.push(() => app.close());
+
+  const generatedAdminKey = await bootstrapAccounts(db, config.adminKey);
+  await catalog.loadAll();
+  // Other processes on the same database announce their changes; ours arrive here too and are idempotent.
+  const unsubscribe = await subscribeChanges(db, (change) => {
+    applyChange(change).catch((error: unknown) =>
+      logger.error({ err: error, change }, 'applying a change failed'),
+    );
+  });
+  closers.push(unsubscribe);
+  if (withExamples) await deployExamples(registry, db, logger);
+  await Promise.all(
+    catalog.entries().map(async (entry) => {
+      const latest = entry.versions.at(-1);
+      if (latest)
+        await predictor.warm(latest).catch((error: unknown) => logger.warn({ err: error }, 'warm-up failed'));
+    }),
+  );
+
+  const address = await app.listen({ host: config.host, port: config.port });
+  ready = true;
+  logger.info(
+    { url: address, driver: db.driver, inferenceThreads: config.inferenceThreads },
+    'modelgate listening',
+  );
+
+  return {
+    app,
+    url: address,
+    generatedAdminKey,
+    registry,
+    db,
+    async close() {
+      ready = false;
+      await closeAll();
+    },
+  };
+}
+
+/** The example models (built from examples/), deployed into the default tenant once. */
+async function deployExamples(
+  registry: Registry,
+  db: Parameters<typeof selectTenantByName>[0],
+  logger: Logger,
+) {
+  const tenant = await selectTenantByName(db, DEFAULT_TENANT);
+  if (!tenant) return;
+  const { buildIrisModel, buildWideMlpModel } = await import('../examples/build.ts');
+  const existing = new Set((await registry.list(tenant.id)).map((entry) => entry.model.name));
+  for (const [name, build] of [
+    ['iris', buildIrisModel],
+    ['wide-mlp', buildWideMlpModel],
+  ] as const) {
+    if (existing.has(name)) continue;
+    await registry.deploy(tenant.id, name, Readable.from([Buffer.from(build())]));
+    logger.info({ model: name }, 'example model deployed');
+  }
+}

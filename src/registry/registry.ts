@@ -1,0 +1,139 @@
+// The model registry: uploads become content-addressed artifacts and numbered versions whose signature
+// is read from the model itself. A file the runtime cannot load is refused and nothing is kept.
+import type { Readable } from 'node:stream';
+import type { ArtifactStore } from '../artifacts/store.ts';
+import { ModelgateError } from '../errors.ts';
+import type { Runtime } from '../runtime/runtime.ts';
+import { publishChange } from '../store/changes.ts';
+import type { Db } from '../store/db.ts';
+import type { ModelRecord, ModelVersionRecord } from '../store/models.ts';
+import {
+  countArtifactReferences,
+  deleteModel,
+  deleteModelVersion,
+  insertModelVersion,
+  listModels,
+  listModelVersions,
+  mergeModelSettings,
+  selectModel,
+  upsertModel,
+} from '../store/models.ts';
+import { modelSettingsSchema, type ModelSettings } from './settings.ts';
+
+export const MODEL_NAME_PATTERN = /^[a-zA-Z0-9][a-zA-Z0-9._-]{0,127}$/;
+
+export interface ModelWithVersions {
+  model: ModelRecord;
+  versions: ModelVersionRecord[];
+}
+
+export interface RegistryOptions {
+  db: Db;
+  artifacts: ArtifactStore;
+  runtime: Runtime;
+  uploadLimitBytes: number;
+  /** Called after a model changed in this process (to refresh caches before answering). */
+  onModelChanged(tenantId: string, name: string): Promise<void>;
+}
+
+export function checkModelName(name: string): void {
+  if (!MODEL_NAME_PATTERN.test(name)) {
+    throw new ModelgateError(
+      'bad_request',
+      'a model name is 1-128 letters, digits, ".", "_" or "-", starting with a letter or digit',
+      { details: { model: name } },
+    );
+  }
+}
+
+export function parseModelSettings(input: unknown): ModelSettings {
+  const result = modelSettingsSchema.safeParse(input);
+  if (!result.success) {
+    throw new ModelgateError('bad_request', `invalid model settings: ${result.error.issues[0]?.message}`, {
+      details: { issues: result.error.issues.map((issue) => ({ path: issue.path, message: issue.message })) },
+    });
+  }
+  return result.data;
+}
+
+export class Registry {
+  constructor(private readonly options: RegistryOptions) {}
+
+  /** Stores a new version of `name` from `source`. */
+  async deploy(tenantId: string, name: string, source: Readable) {
+    checkModelName(name);
+    const { db, artifacts, runtime } = this.options;
+    const staged = await artifacts.stage(source, this.options.uploadLimitBytes);
+    let signature;
+    try {
+      if (staged.sizeBytes === 0) throw new ModelgateError('bad_request', 'the upload is empty');
+      signature = await runtime.inspect(staged.path);
+      if (signature.inputs.length === 0) throw new ModelgateError('invalid_model', 'the model has no inputs');
+      await staged.commit();
+    } catch (error) {
+      await staged.discard();
+      throw error;
+    }
+    const result = await db.transaction(async (tx) => {
+      const model = await upsertModel(tx, tenantId, name);
+      const version = await insertModelVersion(tx, model.id, {
+        runtime: runtime.name,
+        artifactSha256: staged.sha256,
+        sizeBytes: staged.sizeBytes,
+        signature,
+      });
+      await publishChange(tx, { kind: 'model', tenantId, name });
+      return { model, version };
+    });
+    await this.options.onModelChanged(tenantId, name);
+    return result;
+  }
+
+  async get(tenantId: string, name: string): Promise<ModelWithVersions> {
+    const model = await selectModel(this.options.db, tenantId, name);
+    if (!model)
+      throw new ModelgateError('model_not_found', `model "${name}" not found`, { details: { model: name } });
+    return { model, versions: await listModelVersions(this.options.db, [model.id]) };
+  }
+
+  async list(tenantId: string): Promise<ModelWithVersions[]> {
+    const models = await listModels(this.options.db, tenantId);
+    const versions = await listModelVersions(
+      this.options.db,
+      models.map((model) => model.id),
+    );
+    return models.map((model) => ({ model, versions: versions.filter((v) => v.modelId === model.id) }));
+  }
+
+  /** Sets the given settings and keeps the others (PATCH semantics). */
+  async updateSettings(tenantId: string, name: string, settings: ModelSettings): Promise<ModelWithVersions> {
+    const { model } = await this.get(tenantId, name);
+    await this.options.db.transaction(async (tx) => {
+      await mergeModelSettings(tx, model.id, settings);
+      await publishChange(tx, { kind: 'model', tenantId, name });
+    });
+    await this.options.onModelChanged(tenantId, name);
+    return this.get(tenantId, name);
+  }
+
+  /** Removes the model (or one version) and the artifacts no other version uses. */
+  async remove(tenantId: string, name: string, version?: number): Promise<void> {
+    const { model, versions } = await this.get(tenantId, name);
+    const doomed = versions.filter((v) => version === undefined || v.version === version);
+    if (doomed.length === 0) {
+      throw new ModelgateError('version_not_found', `model "${name}" has no version ${version}`, {
+        details: { model: name, version },
+      });
+    }
+    await this.options.db.transaction(async (tx) => {
+      if (version === undefined) await deleteModel(tx, tenantId, name);
+      else await deleteModelVersion(tx, model.id, version);
+      await publishChange(tx, { kind: 'model', tenantId, name });
+    });
+    await this.options.onModelChanged(tenantId, name);
+    for (const sha256 of new Set(doomed.map((v) => v.artifactSha256))) {
+      if ((await countArtifactReferences(this.options.db, sha256)) === 0)
+        await this.options.artifacts.remove(sha256);
+    }
+  }
+}

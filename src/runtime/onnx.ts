@@ -1,0 +1,133 @@
+// The ONNX runtime: onnxruntime-node on a pool of worker threads (onnx-thread.ts). Each thread runs one
+// request at a time; requests go to the thread with the least queued work.
+import { Worker } from 'node:worker_threads';
+import { ModelgateError } from '../errors.ts';
+import type { OnnxThreadOptions, OnnxThreadRequest, OnnxThreadResponse } from './onnx-protocol.ts';
+import { transferListOf } from './onnx-protocol.ts';
+import type { Runtime } from './runtime.ts';
+import type { ModelSignature } from './signature.ts';
+import type { NamedTensors } from './tensor.ts';
+
+export interface OnnxRuntimeOptions {
+  /** Inference threads in this process. Default: 1 per core (config `inferenceThreads`). */
+  threads: number;
+  /** ONNX Runtime intra-op threads per inference thread. Default: 1. */
+  intraOpThreads: number;
+}
+
+/** A request before the thread gives it an id. */
+type ThreadCall = OnnxThreadRequest extends infer R
+  ? R extends OnnxThreadRequest
+    ? Omit<R, 'id'>
+    : never
+  : never;
+
+interface Pending {
+  resolve(response: OnnxThreadResponse): void;
+  reject(error: Error): void;
+}
+
+class InferenceThread {
+  private worker: Worker;
+  private readonly pending = new Map<number, Pending>();
+  private nextId = 1;
+  private closing = false;
+
+  constructor(private readonly options: OnnxThreadOptions) {
+    this.worker = this.spawn();
+  }
+
+  get queued(): number {
+    return this.pending.size;
+  }
+
+  private spawn(): Worker {
+    // The thread is TypeScript: load it through tsx, as the main program is.
+    const entry = new URL('./onnx-thread.ts', import.meta.url).href;
+    const tsx = import.meta.resolve('tsx/esm/api');
+    const code = `import(${JSON.stringify(tsx)}).then((m) => { m.register(); return import(${JSON.stringify(entry)}); })`;
+    const worker = new Worker(code, { eval: true, workerData: this.options });
+    worker.on('message', (response: OnnxThreadResponse) => {
+      const pending = this.pending.get(response.id);
+      this.pending.delete(response.id);
+      pending?.resolve(response);
+    });
+    worker.on('error', (error) =>
+      this.failAll(
+        new ModelgateError('inference_failed', `inference thread failed: ${error.message}`, { cause: error }),
+      ),
+    );
+    worker.on('exit', (code) => {
+      this.failAll(new ModelgateError('inference_failed', `inference thread exited with code ${code}`));
+      // A thread that dies (out of memory, a crashing model) is replaced; its sessions reload on demand.
+      if (!this.closing) this.worker = this.spawn();
+    });
+    return worker;
+  }
+
+  private failAll(error: Error): void {
+    for (const pending of this.pending.values()) pending.reject(error);
+    this.pending.clear();
+  }
+
+  send(request: ThreadCall): Promise<OnnxThreadResponse> {
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      this.pending.set(id, { resolve, reject });
+      const transfer = request.kind === 'infer' ? transferListOf(request.inputs) : [];
+      this.worker.postMessage({ ...request, id }, transfer);
+    });
+  }
+
+  async close(): Promise<void> {
+    this.closing = true;
+    await this.worker.terminate();
+  }
+}
+
+export class OnnxRuntime implements Runtime {
+  readonly name = 'onnx';
+  private readonly threads: InferenceThread[];
+
+  constructor(options: OnnxRuntimeOptions) {
+    this.threads = Array.from(
+      { length: Math.max(1, options.threads) },
+      () => new InferenceThread({ intraOpThreads: options.intraOpThreads }),
+    );
+  }
+
+  private leastBusyThread(): InferenceThread {
+    return this.threads.reduce((best, thread) => (thread.queued < best.queued ? thread : best));
+  }
+
+  async inspect(artifactPath: string): Promise<ModelSignature> {
+    const response = await this.leastBusyThread().send({ kind: 'inspect', artifactPath });
+    if (!response.ok) {
+      throw new ModelgateError('invalid_model', `not a loadable ONNX model: ${response.message}`);
+    }
+    return (response as { signature: ModelSignature }).signature;
+  }
+
+  async infer(modelKey: string, artifactPath: string, inputs: NamedTensors): Promise<NamedTensors> {
+    const response = await this.leastBusyThread().send({ kind: 'infer', modelKey, artifactPath, inputs });
+    if (!response.ok) throw new ModelgateError('inference_failed', `inference failed: ${response.message}`);
+    return (response as { outputs: NamedTensors }).outputs;
+  }
+
+  async load(modelKey: string, artifactPath: string): Promise<void> {
+    const responses = await Promise.all(
+      this.threads.map((thread) => thread.send({ kind: 'load', modelKey, artifactPath })),
+    );
+    const failed = responses.find((response) => !response.ok);
+    if (failed && !failed.ok)
+      throw new ModelgateError('inference_failed', `model failed to load: ${failed.message}`);
+  }
+
+  async unload(modelKey: string): Promise<void> {
+    await Promise.all(this.threads.map((thread) => thread.send({ kind: 'unload', modelKey })));
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.threads.map((thread) => thread.close()));
+  }
+}

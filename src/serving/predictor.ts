@@ -1,0 +1,151 @@
+// Real-time inference: resolves a model version from the in-memory catalogue, validates the inputs
+// against its signature, and hands them to that version's batcher, which runs the runtime.
+import type { ArtifactStore } from '../artifacts/store.ts';
+import { isModelgateError } from '../errors.ts';
+import type { Metrics } from '../observability/metrics.ts';
+import { resolveSettings, type ServingDefaults } from '../registry/settings.ts';
+import type { Runtime } from '../runtime/runtime.ts';
+import { hasFreeBatchDimension } from '../runtime/signature.ts';
+import type { NamedTensors } from '../runtime/tensor.ts';
+import { validateInputs } from '../runtime/tensor.ts';
+import type { ModelVersionRecord } from '../store/models.ts';
+import type { Counter, Histogram } from 'prom-client';
+import { Batcher } from './batcher.ts';
+import type { Catalog, CatalogEntry, ResolvedVersion } from './catalog.ts';
+
+export interface PredictorOptions {
+  catalog: Catalog;
+  runtime: Runtime;
+  artifacts: ArtifactStore;
+  metrics: Metrics;
+  defaults: ServingDefaults;
+  /** Batches of one model that may run at once: the runtime's thread count. */
+  maxConcurrentBatches: number;
+}
+
+export interface Prediction extends ResolvedVersion {
+  outputs: NamedTensors;
+}
+
+const versionKey = (version: ModelVersionRecord) => `${version.modelId}@${version.version}`;
+
+/** A version being served: its batcher, and its metrics bound to their labels once (not per request). */
+interface ServedVersion {
+  batcher: Batcher;
+  requestsOk: Counter.Internal;
+  requestDuration: Histogram.Internal<string>;
+}
+
+export class Predictor {
+  private readonly served = new Map<string, ServedVersion>();
+  /** Versions whose model the runtime has loaded (answers the v2 ready endpoints). */
+  private readonly loaded = new Set<string>();
+
+  constructor(private readonly options: PredictorOptions) {}
+
+  resolve(tenantId: string, name: string, version?: number): ResolvedVersion {
+    return this.options.catalog.resolve(tenantId, name, version);
+  }
+
+  /** The version numbers a request may name, oldest first. */
+  versionNumbers(tenantId: string, name: string): number[] {
+    return this.options.catalog.versionsOf(tenantId, name).map((version) => version.version);
+  }
+
+  isLoaded(version: ModelVersionRecord): boolean {
+    return this.loaded.has(versionKey(version));
+  }
+
+  async predict(tenantId: string, name: string, versionNumber: number | undefined, inputs: NamedTensors) {
+    const resolved = this.resolve(tenantId, name, versionNumber);
+    const served = this.servedVersion(resolved);
+    const startedMs = performance.now();
+    try {
+      validateInputs(inputs, resolved.version.signature.inputs);
+      const outputs = await served.batcher.submit(inputs);
+      served.requestsOk.inc();
+      return { ...resolved, outputs } satisfies Prediction;
+    } catch (error) {
+      const outcome = isModelgateError(error) ? error.code : 'internal';
+      const labels = { model: name, version: String(resolved.version.version) };
+      this.options.metrics.inferenceRequests.inc({ ...labels, outcome });
+      throw error;
+    } finally {
+      served.requestDuration.observe((performance.now() - startedMs) / 1000);
+    }
+  }
+
+  /** Loads a version into the runtime ahead of traffic (after deploy and at start). */
+  async warm(version: ModelVersionRecord): Promise<void> {
+    const path = await this.options.artifacts.localPath(version.artifactSha256);
+    await this.options.runtime.load(versionKey(version), path);
+    this.loaded.add(versionKey(version));
+  }
+
+  private servedVersion({ model, version }: ResolvedVersion): ServedVersion {
+    const key = versionKey(version);
+    const existing = this.served.get(key);
+    if (existing) return existing;
+    const settings = resolveSettings(
+      this.options.defaults,
+      model.settings,
+      hasFreeBatchDimension(version.signature),
+      this.options.maxConcurrentBatches,
+    );
+    const { metrics, runtime, artifacts } = this.options;
+    const labels = { model: model.name, version: String(version.version) };
+    const batchSize = metrics.batchSize.labels(labels);
+    const inferenceDuration = metrics.inferenceDuration.labels(labels);
+    const queueDepth = metrics.queueDepth.labels(labels);
+    let artifactPath: Promise<string> | undefined;
+    const batcher = new Batcher(
+      settings,
+      async (inputs) => {
+        // Artifacts never change once stored: find the file once per batcher, not once per batch.
+        if (!artifactPath) {
+          artifactPath = artifacts.localPath(version.artifactSha256);
+          artifactPath.catch(() => (artifactPath = undefined));
+        }
+        const outputs = await runtime.infer(key, await artifactPath, inputs);
+        this.loaded.add(key);
+        return outputs;
+      },
+      {
+        onBatch(requests, _rows, durationSeconds) {
+          batchSize.observe(requests);
+          inferenceDuration.observe(durationSeconds);
+        },
+        onQueueDepth: (depth) => queueDepth.set(depth),
+      },
+    );
+    const served = {
+      batcher,
+      requestsOk: metrics.inferenceRequests.labels({ ...labels, outcome: 'ok' }),
+      requestDuration: metrics.inferenceRequestDuration.labels(labels),
+    };
+    this.served.set(key, served);
+    return served;
+  }
+
+  /**
+   * Follows a change of one model in the catalogue. Remaining versions get a fresh batcher (new settings)
+   * while the old one drains what it holds; removed versions fail what is queued and are unloaded.
+   */
+  async onModelChanged(previous: CatalogEntry | undefined, current: CatalogEntry | undefined): Promise<void> {
+    const remaining = new Set(current?.versions.map(versionKey));
+    for (const version of previous?.versions ?? []) {
+      const key = versionKey(version);
+      const served = this.served.get(key);
+      this.served.delete(key);
+      if (remaining.has(key)) continue;
+      served?.batcher.close();
+      this.loaded.delete(key);
+      await this.options.runtime.unload(key);
+    }
+  }
+
+  close(): void {
+    for (const { batcher } of this.served.values()) batcher.close();
+    this.served.clear();
+  }
+}

@@ -1,0 +1,62 @@
+// The database seen by the rest of modelgate: one SQL dialect (Postgres) behind two drivers,
+// PGlite in-process (embedded default) and node-postgres (a server at DATABASE_URL).
+
+export interface Queryable {
+  /** Runs one parameterised statement and returns its rows. */
+  query<Row = Record<string, unknown>>(sql: string, params?: readonly unknown[]): Promise<Row[]>;
+  /** Runs a script of several statements without parameters (migrations). */
+  exec(sql: string): Promise<void>;
+}
+
+export interface Db extends Queryable {
+  readonly driver: 'pglite' | 'postgres';
+  /**
+   * Runs `fn` in one transaction on one connection; commits if it resolves, rolls back if it throws.
+   * Inside `fn` use only `tx`: PGlite has one connection, so `db.query` there would wait forever.
+   */
+  transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T>;
+  /** Calls `onPayload` for every NOTIFY on `channel` (from any process on the same database). */
+  listen(channel: string, onPayload: (payload: string) => void): Promise<() => Promise<void>>;
+  close(): Promise<void>;
+}
+
+/** A database failure translated from its SQLSTATE once, here, so callers never parse driver errors. */
+export class StoreError extends Error {
+  constructor(
+    readonly kind: 'unique_violation' | 'foreign_key_violation' | 'connection' | 'other',
+    message: string,
+    readonly sqlState: string | undefined,
+    options: { cause: unknown },
+  ) {
+    super(message, options);
+    this.name = 'StoreError';
+  }
+}
+
+const KIND_BY_SQLSTATE: Record<string, StoreError['kind']> = {
+  '23505': 'unique_violation',
+  '23503': 'foreign_key_violation',
+  '08000': 'connection',
+  '08003': 'connection',
+  '08006': 'connection',
+  '57P01': 'connection',
+};
+
+export function translateError(error: unknown): StoreError {
+  if (error instanceof StoreError) return error;
+  const sqlState = (error as { code?: unknown }).code;
+  const state = typeof sqlState === 'string' ? sqlState : undefined;
+  const known = state === undefined ? undefined : KIND_BY_SQLSTATE[state];
+  const kind = known ?? (state === 'ECONNREFUSED' || state === 'ECONNRESET' ? 'connection' : 'other');
+  const message = error instanceof Error ? error.message : String(error);
+  return new StoreError(kind, message, state, { cause: error });
+}
+
+/** `work`, with a failure translated to StoreError: how the drivers wrap every call into their client. */
+export async function translating<T>(work: Promise<T>): Promise<T> {
+  try {
+    return await work;
+  } catch (error) {
+    throw translateError(error);
+  }
+}

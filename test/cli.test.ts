@@ -1,0 +1,227 @@
+// The `modelgate` command, run as a real subprocess: API commands against a running platform, exit
+// codes, and `serve` itself started, called and stopped with SIGTERM.
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createServer, type AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { generateKey } from '../src/auth/keys.ts';
+import { buildIdentityModel, startTestPlatform, type TestPlatform } from './helpers/platform.ts';
+
+const BIN = new URL('../bin/modelgate.js', import.meta.url).pathname;
+
+interface RunResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+function runCli(args: string[], env: Record<string, string> = {}): Promise<RunResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [BIN, ...args], {
+      env: { ...process.env, MODELGATE_URL: '', MODELGATE_KEY: '', ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk));
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+/** A port nothing listens on: bound once by us, then released. */
+async function closedPort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+describe('API commands', () => {
+  let platform: TestPlatform;
+  let workDir: string;
+  let api: string[];
+
+  before(async () => {
+    platform = await startTestPlatform();
+    workDir = await mkdtemp(join(tmpdir(), 'modelgate-cli-'));
+    api = ['--url', platform.url, '--key', platform.adminKey];
+  });
+  after(async () => {
+    await platform.close();
+    await rm(workDir, { recursive: true, force: true });
+  });
+
+  test('--help lists the commands and exits 0', async () => {
+    const result = await runCli(['--help']);
+    assert.equal(result.code, 0);
+    for (const command of ['serve', 'deploy', 'keys', 'tenants', 'models', 'predict']) {
+      assert.match(result.stdout, new RegExp(`\\b${command}\\b`));
+    }
+  });
+
+  test('keys create shows the key once; list shows only prefixes; revoke stops it', async () => {
+    const created = await runCli([
+      'keys',
+      'create',
+      '--scopes',
+      'predict,read',
+      '--name',
+      'ci',
+      '--json',
+      ...api,
+    ]);
+    assert.equal(created.code, 0, created.stderr);
+    const key = JSON.parse(created.stdout) as { id: string; key: string; prefix: string };
+    assert.match(key.key, /^mg_/);
+
+    const listed = await runCli(['keys', 'list', '--json', ...api]);
+    assert.equal(listed.code, 0, listed.stderr);
+    assert.ok(!listed.stdout.includes(key.key), 'the key itself is never listed');
+    assert.ok(listed.stdout.includes(key.prefix));
+
+    const beforeRevoke = await platform.call('GET', '/v1/models', { key: key.key });
+    assert.equal(beforeRevoke.status, 200);
+    const revoked = await runCli(['keys', 'revoke', key.id, ...api]);
+    assert.equal(revoked.code, 0, revoked.stderr);
+    const afterRevoke = await platform.call('GET', '/v1/models', { key: key.key });
+    assert.equal(afterRevoke.body.code, 'key_revoked');
+  });
+
+  test('deploy, models list and predict', async () => {
+    const file = join(workDir, 'identity.onnx');
+    await writeFile(file, buildIdentityModel(3));
+    const deployed = await runCli(['deploy', file, '--name', 'echo', '--max-batch-size', '8', ...api]);
+    assert.equal(deployed.code, 0, deployed.stderr);
+    assert.match(deployed.stdout, /deployed echo version 1/);
+    assert.match(deployed.stdout, /input {2}x FP32 \[-1, 3\]/);
+
+    const model = await platform.client().getModel('echo');
+    assert.equal(model.settings.maxBatchSize, 8);
+
+    const listed = await runCli(['models', 'list', '--json', ...api]);
+    assert.deepEqual(
+      (JSON.parse(listed.stdout) as { name: string }[]).map((m) => m.name),
+      ['echo'],
+    );
+
+    const predicted = await runCli([
+      'predict',
+      'echo',
+      '--data',
+      '{"instances": [[1, 2, 3]]}',
+      '--json',
+      ...api,
+    ]);
+    assert.equal(predicted.code, 0, predicted.stderr);
+    assert.deepEqual(JSON.parse(predicted.stdout).outputs, { y: [[1, 2, 3]] });
+  });
+
+  test('tenants create prints the new tenant admin key', async () => {
+    const result = await runCli(['tenants', 'create', 'acme', '--json', ...api]);
+    assert.equal(result.code, 0, result.stderr);
+    const tenant = JSON.parse(result.stdout) as { name: string; admin_key: { key: string } };
+    assert.equal(tenant.name, 'acme');
+    assert.equal((await platform.call('GET', '/v1/models', { key: tenant.admin_key.key })).status, 200);
+  });
+
+  test('exit codes: 2 for bad usage, 1 when the API refuses, 3 when the server is unreachable', async () => {
+    const badScope = await runCli(['keys', 'create', '--scopes', 'root', ...api]);
+    assert.equal(badScope.code, 2);
+    assert.match(badScope.stderr, /scopes are a comma-separated list/);
+
+    const unknownCommand = await runCli(['frobnicate']);
+    assert.equal(unknownCommand.code, 2);
+
+    const wrongKey = await runCli(['models', 'list', '--url', platform.url, '--key', generateKey().secret]);
+    assert.equal(wrongKey.code, 1);
+    assert.match(wrongKey.stderr, /unauthenticated/);
+
+    const missingFile = await runCli(['deploy', join(workDir, 'nope.onnx'), '--name', 'x', ...api]);
+    assert.equal(missingFile.code, 2);
+
+    const unreachable = await runCli([
+      'models',
+      'list',
+      '--url',
+      `http://127.0.0.1:${await closedPort()}`,
+      ...api.slice(2),
+    ]);
+    assert.match(unreachable.stderr, /cannot reach the modelgate server/);
+    assert.equal(unreachable.code, 3);
+  });
+});
+
+describe('modelgate serve', () => {
+  test('a start that fails half-way (port taken) releases what it opened and exits non-zero', async () => {
+    const blocker = createServer();
+    await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
+    const dataDir = await mkdtemp(join(tmpdir(), 'modelgate-serve-'));
+    try {
+      const { port } = blocker.address() as AddressInfo;
+      const result = await runCli([
+        'serve',
+        '--port',
+        String(port),
+        '--data-dir',
+        dataDir,
+        '--log-level',
+        'silent',
+      ]);
+      assert.notEqual(result.code, 0);
+      assert.match(result.stderr, /EADDRINUSE/);
+    } finally {
+      blocker.close();
+      await rm(dataDir, { recursive: true, force: true });
+    }
+  });
+
+  test('a malformed MODELGATE_ADMIN_KEY is a configuration error: exit 2, no stack trace', async () => {
+    const result = await runCli(['serve', '--port', '0'], { MODELGATE_ADMIN_KEY: 'letmein' });
+    assert.equal(result.code, 2);
+    assert.match(result.stderr, /adminKey: must start with "mg_"/);
+  });
+
+  test('starts with the example models, answers, and stops on SIGTERM with exit 0', async () => {
+    const dataDir = await mkdtemp(join(tmpdir(), 'modelgate-serve-'));
+    const adminKey = generateKey().secret;
+    const child = spawn(
+      process.execPath,
+      [BIN, 'serve', '--examples', '--port', '0', '--data-dir', dataDir, '--log-level', 'warn'],
+      { env: { ...process.env, MODELGATE_ADMIN_KEY: adminKey }, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    try {
+      let stderr = '';
+      const url = await new Promise<string>((resolve, reject) => {
+        child.stderr.on('data', (chunk: Buffer) => {
+          stderr += chunk;
+          const match = /modelgate is running at (http:\/\/\S+)/.exec(stderr);
+          if (match) resolve(match[1]!);
+        });
+        child.on('exit', (code) => reject(new Error(`serve exited with ${code}: ${stderr}`)));
+      });
+      assert.ok(!stderr.includes(adminKey), 'a key given by the operator is not printed');
+
+      const response = await fetch(`${url}/v1/models/iris/predict`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${adminKey}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ instances: [[5.1, 3.5, 1.4, 0.2]] }),
+      });
+      assert.equal(response.status, 200);
+      const body = (await response.json()) as { outputs: { label: number[] } };
+      assert.deepEqual(body.outputs.label, [0]);
+
+      const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
+      child.kill('SIGTERM');
+      assert.equal(await exited, 0);
+    } finally {
+      if (child.exitCode === null) child.kill('SIGKILL');
+      await rm(dataDir, { recursive: true, force: true });
+    }
+  });
+});
