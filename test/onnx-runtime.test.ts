@@ -50,9 +50,12 @@ test('a thread that dies fails its request as inference_failed and is replaced',
   );
   // Reach the one thread's worker, as a crash (out of memory, a native abort in a model) would end it.
   const thread = (runtime as unknown as { threads: { worker: Worker }[] }).threads[0]!;
+  // The thread is told to stop first, so it can never answer the request queued to it: a request
+  // that a tiny model answers in microseconds would otherwise race the thread's end.
+  const terminated = thread.worker.terminate();
   const inFlight = runtime.infer('id', identityPath, rowOf([4, 5, 6]));
-  await thread.worker.terminate();
   await rejectsWithCode(inFlight, 'inference_failed');
+  await terminated;
 
   const after = await runtime.infer('id', identityPath, rowOf([7, 8, 9]));
   assert.deepEqual(Array.from(after.y!.data as Float32Array), [7, 8, 9]);

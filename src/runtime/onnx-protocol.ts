@@ -12,7 +12,9 @@ export type OnnxThreadRequest =
   | { id: number; kind: 'inspect'; artifactPath: string }
   | { id: number; kind: 'infer'; modelKey: string; artifactPath: string; inputs: NamedTensors }
   | { id: number; kind: 'load'; modelKey: string; artifactPath: string }
-  | { id: number; kind: 'unload'; modelKey: string };
+  | { id: number; kind: 'unload'; modelKey: string }
+  /** Release every session and let the thread end by itself. */
+  | { id: number; kind: 'close' };
 
 export type OnnxThreadResponse =
   | { id: number; ok: true; signature: ModelSignature }

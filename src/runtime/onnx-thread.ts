@@ -65,6 +65,14 @@ async function handle(request: OnnxThreadRequest): Promise<OnnxThreadResponse> {
       if (session) await (await session.catch(() => undefined))?.release();
       return { id: request.id, ok: true };
     }
+    case 'close': {
+      const open = [...sessions.values()];
+      sessions.clear();
+      await Promise.all(open.map(async (session) => (await session.catch(() => undefined))?.release()));
+      // Nothing else keeps the thread alive once the port is closed: it ends on its own.
+      setImmediate(() => parentPort!.close());
+      return { id: request.id, ok: true };
+    }
   }
 }
 

@@ -29,6 +29,8 @@ interface Pending {
 
 class InferenceThread {
   private worker: Worker;
+  /** Settles when the current worker has exited. */
+  private exited!: Promise<void>;
   private readonly pending = new Map<number, Pending>();
   private nextId = 1;
   private closing = false;
@@ -47,6 +49,7 @@ class InferenceThread {
     const tsx = import.meta.resolve('tsx/esm/api');
     const code = `import(${JSON.stringify(tsx)}).then((m) => { m.register(); return import(${JSON.stringify(entry)}); })`;
     const worker = new Worker(code, { eval: true, workerData: this.options });
+    this.exited = new Promise((resolve) => worker.once('exit', () => resolve()));
     worker.on('message', (response: OnnxThreadResponse) => {
       const pending = this.pending.get(response.id);
       this.pending.delete(response.id);
@@ -79,9 +82,21 @@ class InferenceThread {
     });
   }
 
-  async close(): Promise<void> {
+  /**
+   * Ends the thread the way it ends by itself: it releases its sessions and exits once the requests
+   * before this one are done. Terminating a thread while onnxruntime-node is still loading aborts the
+   * whole process, so terminate() is only the fallback for a thread that does not end in time.
+   */
+  async close(graceMs = 10_000): Promise<void> {
     this.closing = true;
-    await this.worker.terminate();
+    const { worker, exited } = this;
+    this.send({ kind: 'close' }).catch(() => undefined);
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<boolean>((resolve) => {
+      timer = setTimeout(() => resolve(true), graceMs);
+    });
+    if (await Promise.race([exited.then(() => false), timedOut])) await worker.terminate();
+    clearTimeout(timer);
   }
 }
 
