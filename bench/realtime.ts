@@ -18,6 +18,7 @@ import {
   formatTable,
   formatTargets,
   isNoisy,
+  medianCells,
   NOISY_OTHER_CPU_CORES,
   SERVER_IDS,
   SERVER_LABELS,
@@ -42,6 +43,8 @@ const USAGE = `Usage: npm run bench:realtime -- [options]
 
   --duration <s>      measured seconds per cell (env BENCH_DURATION_S; default 5)
   --warmup <s>        warm-up seconds per server and model, at the most clients (env BENCH_WARMUP_S; default 2)
+  --rounds <n>        measure every server this many times, each time in a fresh process; the table and the
+                      targets use each cell's median round (env BENCH_ROUNDS; default 3)
   --noisy-retries <n> measure a cell again up to n times while other work on the machine used more than
                       ${NOISY_OTHER_CPU_CORES} cores during it; the quietest attempt is kept (env BENCH_NOISY_RETRIES; default 2)
   --clients <list>    concurrent clients (env BENCH_CLIENTS; default 1,16,64)
@@ -59,6 +62,7 @@ interface Options {
   durationSeconds: number;
   warmupSeconds: number;
   noisyRetries: number;
+  rounds: number;
   clients: number[];
   models: ModelName[];
   servers: ServerId[];
@@ -97,6 +101,7 @@ function parseOptions(argv: string[], env: NodeJS.ProcessEnv): Options | undefin
       duration: { type: 'string', default: env.BENCH_DURATION_S ?? '5' },
       warmup: { type: 'string', default: env.BENCH_WARMUP_S ?? '2' },
       'noisy-retries': { type: 'string', default: env.BENCH_NOISY_RETRIES ?? '2' },
+      rounds: { type: 'string', default: env.BENCH_ROUNDS ?? '3' },
       clients: { type: 'string', default: env.BENCH_CLIENTS ?? '1,16,64' },
       models: { type: 'string', default: MODEL_NAMES.join(',') },
       servers: { type: 'string', default: SERVER_IDS.join(',') },
@@ -109,6 +114,8 @@ function parseOptions(argv: string[], env: NodeJS.ProcessEnv): Options | undefin
   if (values.help) return undefined;
   const clients = values.clients.split(',').map((text) => parsePositive(text, '--clients'));
   if (!clients.every(Number.isInteger)) throw new UsageError('--clients must be whole numbers');
+  const rounds = parsePositive(values.rounds, '--rounds');
+  if (!Number.isInteger(rounds)) throw new UsageError('--rounds must be a whole number');
   const chosen = parseList(values.servers, SERVER_IDS, '--servers');
   // Always in this order: the ceiling answers with the response bytes of a server measured before it.
   const servers = START_ORDER.filter((id) => chosen.includes(id));
@@ -121,6 +128,7 @@ function parseOptions(argv: string[], env: NodeJS.ProcessEnv): Options | undefin
     durationSeconds: parsePositive(values.duration, '--duration'),
     warmupSeconds: parsePositive(values.warmup, '--warmup'),
     noisyRetries: parseCount(values['noisy-retries'], '--noisy-retries'),
+    rounds,
     clients,
     models: parseList(values.models, MODEL_NAMES, '--models'),
     servers,
@@ -396,9 +404,16 @@ async function main(): Promise<void> {
           { config: modelgateConfigFor(id, context.adminKey), nodeArgs: options.modelgateNodeArgs },
         ]),
     );
-    const cells: Cell[] = [];
+    const roundCells: Cell[] = [];
     const servers: ServerReport[] = [];
-    for (const id of options.servers) servers.push(await measureServer(id, context, cells));
+    for (let round = 1; round <= options.rounds; round++) {
+      if (options.rounds > 1) log(`round ${round} of ${options.rounds}`);
+      for (const id of options.servers) {
+        const report = await measureServer(id, context, roundCells);
+        if (round === 1) servers.push(report);
+      }
+    }
+    const cells = medianCells(roundCells);
 
     cells.sort(
       (a, b) =>
@@ -428,6 +443,8 @@ async function main(): Promise<void> {
         durationSecondsPerCell: options.durationSeconds,
         warmupSecondsPerServerAndModel: options.warmupSeconds,
         noisyRetries: options.noisyRetries,
+        rounds: options.rounds,
+        perCell: 'the median round of req/s (a fresh server process per round), with every round listed',
         noisyOtherCpuCores: NOISY_OTHER_CPU_CORES,
         warmupClients: Math.max(...options.clients),
         clients: options.clients,

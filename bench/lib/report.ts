@@ -44,6 +44,8 @@ export interface Cell {
   modelgateBatches?: BatchStats;
   /** Measurements taken for this cell (more than 1 when other work made the first ones noisy). */
   attempts: number;
+  /** req/s of this cell in every round, in order; the cell itself is the median round. */
+  roundsRequestsPerSecond?: number[];
   /** False when any answer was not 2xx or any request failed: the numbers are not comparable. */
   ok: boolean;
 }
@@ -68,6 +70,7 @@ export function formatTable(cells: readonly Cell[]): string {
     'clients',
     'server',
     'req/s',
+    'rounds min-max',
     'vs (b)',
     'p50 ms',
     'p99 ms',
@@ -84,6 +87,9 @@ export function formatTable(cells: readonly Cell[]): string {
       String(cell.clients),
       SERVER_LABELS[cell.server],
       fmt(cell.requestsPerSecond, 0),
+      cell.roundsRequestsPerSecond
+        ? `${fmt(Math.min(...cell.roundsRequestsPerSecond), 0)}-${fmt(Math.max(...cell.roundsRequestsPerSecond), 0)}`
+        : '',
       ratio,
       fmt(cell.p50Ms, 2),
       fmt(cell.p99Ms, 2),
@@ -99,7 +105,7 @@ export function formatTable(cells: readonly Cell[]): string {
     ];
   });
   const widths = header.map((title, i) => Math.max(title.length, ...rows.map((row) => row[i]!.length)));
-  const leftAligned = new Set([0, 2, 10]);
+  const leftAligned = new Set([0, 2, 11]);
   const line = (row: string[]) =>
     row
       .map((text, i) => (leftAligned.has(i) ? text.padEnd(widths[i]!) : text.padStart(widths[i]!)))
@@ -122,6 +128,24 @@ function compare(
   if (!batched.ok || !peer.ok)
     return { target, pass: false, detail: `${detail}; a cell had failed requests` };
   return { target, pass, detail };
+}
+
+/**
+ * One cell per server, model and clients: the round with the median req/s (the lower middle of an even
+ * count), carrying every round's req/s. A fresh process per round catches what varies from one process
+ * start to the next (ORT's default thread pool does).
+ */
+export function medianCells(rounds: readonly Cell[]): Cell[] {
+  const groups = new Map<string, Cell[]>();
+  for (const cell of rounds) {
+    const key = `${cell.server} ${cell.model} ${cell.clients}`;
+    groups.set(key, [...(groups.get(key) ?? []), cell]);
+  }
+  return [...groups.values()].map((group) => {
+    const sorted = [...group].sort((a, b) => a.requestsPerSecond - b.requestsPerSecond);
+    const median = sorted[Math.floor((sorted.length - 1) / 2)]!;
+    return { ...median, roundsRequestsPerSecond: group.map((cell) => cell.requestsPerSecond) };
+  });
 }
 
 /** The issue's targets: (d) against (b). */
