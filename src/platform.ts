@@ -17,12 +17,19 @@ import { subscribeChanges, type Change } from './store/changes.ts';
 import type { Db } from './store/db.ts';
 import { openStore } from './store/open.ts';
 import { selectTenantByName } from './store/tenants.ts';
+import { listAllModels } from './store/models.ts';
+import { JobService } from './jobs/service.ts';
+import { JobWorker } from './jobs/worker.ts';
+import { WebhookDispatcher } from './jobs/webhooks.ts';
 import { DEFAULT_TENANT } from './auth/accounts.ts';
 
 export interface Platform {
-  app: FastifyInstance;
-  /** Base URL the server listens on, e.g. http://127.0.0.1:8080 */
-  url: string;
+  /** The HTTP server; absent in a worker-only process. */
+  app: FastifyInstance | undefined;
+  /** Base URL the server listens on, e.g. http://127.0.0.1:8080; absent in a worker-only process. */
+  url: string | undefined;
+  /** This process's job worker, when it runs one (config `workers`). */
+  worker: JobWorker | undefined;
   /** The admin key generated for a fresh database (print it once), if one was generated. */
   generatedAdminKey: CreatedKey | undefined;
   registry: Registry;
@@ -34,6 +41,8 @@ export interface PlatformOptions {
   logger: Logger;
   /** Deploy the example models into the default tenant if they are not there yet. */
   deployExamples?: boolean;
+  /** Serve the HTTP API (default true); `modelgate worker` runs without it. */
+  http?: boolean;
 }
 
 export async function startPlatform(config: Config, options: PlatformOptions): Promise<Platform> {
@@ -53,7 +62,7 @@ export async function startPlatform(config: Config, options: PlatformOptions): P
 
 async function assemble(
   config: Config,
-  { logger, deployExamples: withExamples }: PlatformOptions,
+  { logger, deployExamples: withExamples, http = true }: PlatformOptions,
   closers: (() => Promise<void> | void)[],
   closeAll: () => Promise<void>,
 ): Promise<Platform> {
@@ -103,47 +112,83 @@ async function assemble(
     onModelChanged: (tenantId, name) => applyChange({ kind: 'model', tenantId, name }),
   });
 
+  const jobs = new JobService({ db, predictor, artifacts, config });
   let ready = false;
-  const app = await buildServer({
-    config,
-    db,
-    logger,
-    metrics,
-    authenticator,
-    registry,
-    predictor,
-    isReady: () => ready,
-  });
-  closers.push(() => app.close());
+  const app = http
+    ? await buildServer({
+        config,
+        db,
+        logger,
+        metrics,
+        authenticator,
+        registry,
+        predictor,
+        jobs,
+        isReady: () => ready,
+      })
+    : undefined;
+  if (app) closers.push(() => app.close());
 
-  const generatedAdminKey = await bootstrapAccounts(db, config.adminKey);
+  const generatedAdminKey = http ? await bootstrapAccounts(db, config.adminKey) : undefined;
   await catalog.loadAll();
   // Other processes on the same database announce their changes; ours arrive here too and are idempotent.
-  const unsubscribe = await subscribeChanges(db, (change) => {
+  const apply = (change: Change) =>
     applyChange(change).catch((error: unknown) =>
       logger.error({ err: error, change }, 'applying a change failed'),
     );
-  });
+  // Notices missed while the listening connection was down: forget every key, re-read every model.
+  const resync = async () => {
+    authenticator.forgetKey();
+    const changes = new Map<string, Change>();
+    for (const model of [...catalog.entries().map((entry) => entry.model), ...(await listAllModels(db))]) {
+      const { tenantId, name } = model;
+      changes.set(`${tenantId}/${name}`, { kind: 'model', tenantId, name });
+    }
+    await Promise.all([...changes.values()].map(apply));
+  };
+  const unsubscribe = await subscribeChanges(
+    db,
+    (change) => void apply(change),
+    () => void resync().catch((error: unknown) => logger.error({ err: error }, 'resynchronising failed')),
+  );
   closers.push(unsubscribe);
   if (withExamples) await deployExamples(registry, db, logger);
-  await Promise.all(
-    catalog.entries().map(async (entry) => {
-      const latest = entry.versions.at(-1);
-      if (latest)
-        await predictor.warm(latest).catch((error: unknown) => logger.warn({ err: error }, 'warm-up failed'));
-    }),
-  );
+  // A gateway loads every model before it takes traffic; a worker-only process loads them on demand.
+  if (http) {
+    await Promise.all(
+      catalog.entries().map(async (entry) => {
+        const latest = entry.versions.at(-1);
+        if (latest)
+          await predictor
+            .warm(latest)
+            .catch((error: unknown) => logger.warn({ err: error }, 'warm-up failed'));
+      }),
+    );
+  }
 
-  const address = await app.listen({ host: config.host, port: config.port });
+  await jobs.start();
+  closers.push(() => jobs.close());
+  let worker: JobWorker | undefined;
+  if (config.workers) {
+    worker = new JobWorker({ db, catalog, predictor, artifacts, logger, config });
+    await worker.start();
+    closers.push(() => worker!.drain());
+    const webhooks = new WebhookDispatcher({ db, logger, config });
+    webhooks.start();
+    closers.push(() => webhooks.stop());
+  }
+
+  const url = app ? await app.listen({ host: config.host, port: config.port }) : undefined;
   ready = true;
   logger.info(
-    { url: address, driver: db.driver, inferenceThreads: config.inferenceThreads },
-    'modelgate listening',
+    { url, driver: db.driver, inferenceThreads: config.inferenceThreads, worker: worker?.id },
+    app ? 'modelgate listening' : 'modelgate worker running',
   );
 
   return {
     app,
-    url: address,
+    url,
+    worker,
     generatedAdminKey,
     registry,
     db,

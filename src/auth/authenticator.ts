@@ -93,20 +93,26 @@ export class Authenticator {
     return fresh;
   }
 
-  /** Forgets a key (it was revoked), so the next request with it reads the database. */
-  forgetKey(keyId: string): void {
+  /**
+   * Forgets a key (it was revoked), or every key when no id is given (revocations may have been missed),
+   * so the next request with it reads the database.
+   */
+  forgetKey(keyId?: string): void {
     this.generation++;
     this.loading.clear();
     for (const [presented, cached] of this.cache) {
-      if (cached.record?.id === keyId) this.cache.delete(presented);
+      if (keyId === undefined || cached.record?.id === keyId) this.cache.delete(presented);
     }
   }
 }
 
-export function requireScope(principal: Principal, scope: Scope): void {
-  if (!grants(principal.scopes, scope)) {
-    throw new ModelgateError('forbidden', `this API key lacks the "${scope}" scope`, {
-      details: { requiredScope: scope },
+/** Passes when the key grants `scope`, or any one of several. */
+export function requireScope(principal: Principal, scope: Scope | readonly Scope[]): void {
+  const anyOf: readonly Scope[] = typeof scope === 'string' ? [scope] : scope;
+  if (!anyOf.some((needed) => grants(principal.scopes, needed))) {
+    const names = anyOf.map((needed) => `"${needed}"`).join(' or ');
+    throw new ModelgateError('forbidden', `this API key lacks the ${names} scope`, {
+      details: { requiredScope: anyOf.length === 1 ? anyOf[0] : anyOf },
     });
   }
 }

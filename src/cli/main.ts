@@ -3,6 +3,7 @@ import { Command, CommanderError } from 'commander';
 import { ApiError } from '../client/client.ts';
 import { ConfigError } from '../config/config.ts';
 import { registerAccountCommands } from './accounts.ts';
+import { registerJobCommands } from './jobs.ts';
 import { registerModelCommands } from './models.ts';
 import { registerServeCommand } from './serve.ts';
 
@@ -16,6 +17,7 @@ const program = new Command('modelgate')
 registerServeCommand(program);
 registerAccountCommands(program);
 registerModelCommands(program);
+registerJobCommands(program);
 
 try {
   await program.parseAsync(process.argv);

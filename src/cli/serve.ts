@@ -1,8 +1,10 @@
-// `modelgate serve`: runs the whole platform in this process until SIGINT/SIGTERM.
+// `modelgate serve` runs the platform in this process until SIGINT/SIGTERM: the API and, unless
+// --no-workers, a job worker. `modelgate worker` runs only a job worker, for another machine or pod.
 import type { Command } from 'commander';
 import { pino } from 'pino';
 import { resolveConfig, type ConfigInput } from '../config/config.ts';
-import { startPlatform } from '../platform.ts';
+import type { Logger } from 'pino';
+import { startPlatform, type Platform } from '../platform.ts';
 
 interface ServeFlags {
   config?: string;
@@ -14,6 +16,42 @@ interface ServeFlags {
   batching?: boolean;
   logLevel?: string;
   examples?: boolean;
+  workers?: boolean;
+  concurrency?: string;
+}
+
+function configFrom(flags: ServeFlags, workers: boolean | undefined) {
+  return resolveConfig({
+    config: flags.config,
+    host: flags.host,
+    port: flags.port,
+    dataDir: flags.dataDir,
+    databaseUrl: flags.databaseUrl,
+    inferenceThreads: flags.inferenceThreads,
+    batching: flags.batching === false ? false : undefined,
+    logLevel: flags.logLevel as ConfigInput['logLevel'],
+    workers,
+    workerConcurrency: flags.concurrency,
+  });
+}
+
+/** Closes the platform on SIGINT/SIGTERM (draining its worker); a second signal exits at once. */
+function closeOnSignal(platform: Platform, logger: Logger): void {
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) process.exit(130);
+    stopping = true;
+    logger.info({ signal }, 'shutting down');
+    platform.close().then(
+      () => process.exit(0),
+      (error: unknown) => {
+        logger.error({ err: error }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGTERM', () => stop('SIGTERM'));
 }
 
 export function registerServeCommand(program: Command): void {
@@ -29,37 +67,32 @@ export function registerServeCommand(program: Command): void {
     .option('--no-batching', 'turn dynamic batching off by default')
     .option('--log-level <level>', 'fatal, error, warn, info, debug, trace or silent')
     .option('--examples', 'deploy the example models into the default tenant')
+    .option('--no-workers', 'run no job worker here (run `modelgate worker` elsewhere)')
+    .option('--concurrency <n>', 'jobs the worker runs at once (default 64)')
     .action(async (flags: ServeFlags) => {
-      const config = resolveConfig({
-        config: flags.config,
-        host: flags.host,
-        port: flags.port,
-        dataDir: flags.dataDir,
-        databaseUrl: flags.databaseUrl,
-        inferenceThreads: flags.inferenceThreads,
-        batching: flags.batching === false ? false : undefined,
-        logLevel: flags.logLevel as ConfigInput['logLevel'],
-      });
+      const config = configFrom(flags, flags.workers === false ? false : undefined);
       const logger = pino({ level: config.logLevel, base: { component: 'modelgate' } });
       const platform = await startPlatform(config, { logger, deployExamples: flags.examples });
-      printWelcome(platform.url, platform.generatedAdminKey?.secret, flags.examples === true);
+      printWelcome(platform.url!, platform.generatedAdminKey?.secret, flags.examples === true);
+      closeOnSignal(platform, logger);
+    });
 
-      let stopping = false;
-      const stop = (signal: string) => {
-        // A second signal exits at once.
-        if (stopping) process.exit(130);
-        stopping = true;
-        logger.info({ signal }, 'shutting down');
-        platform.close().then(
-          () => process.exit(0),
-          (error: unknown) => {
-            logger.error({ err: error }, 'shutdown failed');
-            process.exit(1);
-          },
-        );
-      };
-      process.on('SIGINT', () => stop('SIGINT'));
-      process.on('SIGTERM', () => stop('SIGTERM'));
+  program
+    .command('worker')
+    .description('run a job worker only: claims async jobs from the shared database and runs them')
+    .option('--config <file>', 'YAML or JSON config file (env MODELGATE_CONFIG)')
+    .option('--data-dir <dir>', 'artifacts folder parent (default ./.modelgate)')
+    .option('--database-url <url>', 'the Postgres server the gateways use (env DATABASE_URL)')
+    .option('--inference-threads <n>', 'inference threads (default: one per core)')
+    .option('--no-batching', 'turn dynamic batching off by default')
+    .option('--concurrency <n>', 'jobs run at once (default 64)')
+    .option('--log-level <level>', 'fatal, error, warn, info, debug, trace or silent')
+    .action(async (flags: ServeFlags) => {
+      const config = configFrom(flags, true);
+      const logger = pino({ level: config.logLevel, base: { component: 'modelgate-worker' } });
+      const platform = await startPlatform(config, { logger, http: false });
+      process.stderr.write(`modelgate worker ${platform.worker!.id} is running (pid ${process.pid})\n`);
+      closeOnSignal(platform, logger);
     });
 }
 
@@ -81,6 +114,9 @@ function printWelcome(url: string, generatedKey: string | undefined, examples: b
       `    -H 'content-type: application/json' -d '{"instances": [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]]}'`,
       `  curl -s ${url}/v2/models/iris/infer -H "Authorization: Bearer ${key}" -H 'content-type: application/json' \\`,
       `    -d '{"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP32", "data": [5.1, 3.5, 1.4, 0.2]}]}'`,
+      `  curl -s ${url}/v1/models/iris/jobs -H "Authorization: Bearer ${key}" \\`,
+      `    -H 'content-type: application/json' -d '{"instances": [[5.1, 3.5, 1.4, 0.2]]}'`,
+      `  curl -s "${url}/v1/jobs/JOB_ID?wait=10" -H "Authorization: Bearer ${key}"`,
     );
   }
   lines.push('');

@@ -58,6 +58,28 @@ export interface TenantInfo {
   created_at: string;
 }
 
+export interface JobOptions {
+  version?: number;
+  priority?: number;
+  webhook_url?: string;
+}
+
+export interface JobInfo {
+  id: string;
+  model: string;
+  version: number;
+  status: 'queued' | 'running' | 'succeeded' | 'failed' | 'canceled';
+  priority: number;
+  attempts: number;
+  max_attempts: number;
+  queued_at: string;
+  started_at: string | null;
+  finished_at: string | null;
+  error: { code: string; message: string } | null;
+  webhook: { url: string; status: string | null; attempts: unknown[] } | null;
+  links: { self: string; cancel: string };
+}
+
 export class ModelgateClient {
   private readonly baseUrl: string;
 
@@ -68,9 +90,9 @@ export class ModelgateClient {
   async request<T>(
     method: string,
     path: string,
-    init: { json?: unknown; body?: BodyInit; contentType?: string } = {},
+    init: { json?: unknown; body?: BodyInit; contentType?: string; headers?: Record<string, string> } = {},
   ) {
-    const headers: Record<string, string> = {};
+    const headers: Record<string, string> = { ...init.headers };
     if (this.options.key) headers.authorization = `Bearer ${this.options.key}`;
     let body = init.body;
     if (init.json !== undefined) {
@@ -158,5 +180,39 @@ export class ModelgateClient {
     return this.request<{ model: string; version: number; outputs: Record<string, unknown> }>('POST', path, {
       json: body,
     });
+  }
+
+  /** Submits an async job; the same `idempotencyKey` and body return the same job. */
+  submitJob(
+    name: string,
+    body: ({ inputs: Record<string, unknown> } | { instances: unknown[] }) & JobOptions,
+    idempotencyKey?: string,
+  ) {
+    return this.request<JobInfo>('POST', `/v1/models/${encodeURIComponent(name)}/jobs`, {
+      json: body,
+      headers: idempotencyKey === undefined ? {} : { 'idempotency-key': idempotencyKey },
+    });
+  }
+
+  /** The job with its result; `waitSeconds` long-polls (at most 60) until it has finished. */
+  getJob(id: string, waitSeconds?: number) {
+    const query = waitSeconds === undefined ? '' : `?wait=${waitSeconds}`;
+    return this.request<JobInfo & { result: unknown }>('GET', `/v1/jobs/${encodeURIComponent(id)}${query}`);
+  }
+
+  listJobs(filter: { model?: string; status?: string; limit?: number; cursor?: string } = {}) {
+    const query = new URLSearchParams(
+      Object.entries(filter)
+        .filter(([, value]) => value !== undefined)
+        .map(([key, value]) => [key, String(value)]),
+    ).toString();
+    return this.request<{ jobs: JobInfo[]; next_cursor: string | null }>(
+      'GET',
+      `/v1/jobs${query ? `?${query}` : ''}`,
+    );
+  }
+
+  cancelJob(id: string) {
+    return this.request<JobInfo>('POST', `/v1/jobs/${encodeURIComponent(id)}/cancel`);
   }
 }

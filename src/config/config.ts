@@ -71,6 +71,46 @@ export const configSchema = z
     maxQueueSize: z.coerce.number().int().min(1).default(1024),
     /** Default request deadline (MODELGATE_TIMEOUT_MS). Default 30 000. */
     timeoutMs: z.coerce.number().int().min(1).default(30_000),
+    /** Run job workers in this process (MODELGATE_WORKERS; `serve --no-workers`). Default true. */
+    workers: z
+      .union([z.boolean(), z.enum(['true', 'false']).transform((value) => value === 'true')])
+      .default(true),
+    /** Jobs one worker process runs at once, fed to the batchers (MODELGATE_WORKER_CONCURRENCY). Default 64. */
+    workerConcurrency: z.coerce.number().int().min(1).max(4096).default(64),
+    /** Default attempts per job before it fails (MODELGATE_JOB_MAX_ATTEMPTS). Default 3. */
+    jobMaxAttempts: z.coerce.number().int().min(1).max(100).default(3),
+    /** Default deadline of one job attempt (MODELGATE_JOB_TIMEOUT_MS). Default 600 000 (10 min). */
+    jobTimeoutMs: z.coerce.number().int().min(1).default(600_000),
+    /** A claimed job's lease, renewed every third of it while it runs (MODELGATE_JOB_LEASE_MS). Default 30 000. */
+    jobLeaseMs: z.coerce.number().int().min(100).default(30_000),
+    /** Workers look for jobs at least this often without a notice (MODELGATE_JOB_POLL_MS). Default 1000. */
+    jobPollMs: z.coerce.number().int().min(10).default(1000),
+    /** First retry delay, doubled per attempt with jitter, at most 5 min (MODELGATE_JOB_RETRY_BASE_MS). Default 1000. */
+    jobRetryBaseMs: z.coerce.number().int().min(0).default(1000),
+    /** Finished jobs and their results are removed after this (MODELGATE_JOB_RETENTION_SECONDS). Default 7 days. */
+    jobRetentionSeconds: z.coerce
+      .number()
+      .int()
+      .min(60)
+      .default(7 * 24 * 3600),
+    /** Results larger than this go to the artifact store instead of the database (MODELGATE_INLINE_RESULT_BYTES). */
+    inlineResultBytes: z.coerce
+      .number()
+      .int()
+      .min(0)
+      .default(256 * 1024),
+    /** On SIGTERM, time in-flight jobs get to finish before they are handed back (MODELGATE_DRAIN_GRACE_MS). */
+    drainGraceMs: z.coerce.number().int().min(0).default(30_000),
+    /** Let webhooks reach loopback, private and link-local addresses (MODELGATE_WEBHOOK_ALLOW_PRIVATE_NETWORKS). */
+    webhookAllowPrivateNetworks: z
+      .union([z.boolean(), z.enum(['true', 'false']).transform((value) => value === 'true')])
+      .default(false),
+    /** Deadline of one webhook delivery (MODELGATE_WEBHOOK_TIMEOUT_MS). Default 10 000. */
+    webhookTimeoutMs: z.coerce.number().int().min(1).default(10_000),
+    /** Delivery attempts per webhook, with backoff (MODELGATE_WEBHOOK_MAX_ATTEMPTS). Default 8. */
+    webhookMaxAttempts: z.coerce.number().int().min(1).max(50).default(8),
+    /** First webhook retry delay, doubled per attempt with jitter (MODELGATE_WEBHOOK_RETRY_BASE_MS). Default 5000. */
+    webhookRetryBaseMs: z.coerce.number().int().min(0).default(5000),
     /** Log level (MODELGATE_LOG_LEVEL): fatal, error, warn, info, debug, trace, silent. Default info. */
     logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   })

@@ -23,6 +23,8 @@ import { registerHealthRoutes } from './routes/health.ts';
 import { registerModelRoutes } from './routes/models.ts';
 import { registerPredictRoutes } from './routes/predict.ts';
 import { registerV2Routes } from './routes/v2.ts';
+import { registerJobRoutes } from './routes/jobs.ts';
+import type { JobService } from '../jobs/service.ts';
 
 export interface HttpDeps {
   config: Config;
@@ -32,14 +34,15 @@ export interface HttpDeps {
   authenticator: Authenticator;
   registry: Registry;
   predictor: Predictor;
+  jobs: JobService;
   /** False until the process has loaded its catalogue (and while it drains on shutdown). */
   isReady(): boolean;
 }
 
 declare module 'fastify' {
   interface FastifyContextConfig {
-    /** The scope a route needs; routes without one are public (health, metrics). */
-    scope?: Scope;
+    /** The scope a route needs (or any one of several); routes without one are public (health, metrics). */
+    scope?: Scope | readonly Scope[];
   }
   interface FastifyRequest {
     principal: Principal | undefined;
@@ -129,5 +132,6 @@ export async function buildServer(deps: HttpDeps): Promise<FastifyInstance> {
   registerModelRoutes(app, deps);
   registerPredictRoutes(app, deps);
   registerV2Routes(app, deps);
+  registerJobRoutes(app, deps);
   return app;
 }

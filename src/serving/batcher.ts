@@ -55,7 +55,8 @@ export class Batcher {
     return this.queue.length;
   }
 
-  submit(inputs: NamedTensors): Promise<NamedTensors> {
+  /** Queues a request; it fails with `timeout` after `timeoutMs` (default: the settings' timeoutMs). */
+  submit(inputs: NamedTensors, timeoutMs = this.settings.timeoutMs): Promise<NamedTensors> {
     if (this.queue.length >= this.settings.maxQueueSize) {
       return Promise.reject(
         new ModelgateError('queue_full', 'the model is at capacity; retry shortly', { retryAfterSeconds: 1 }),
@@ -76,7 +77,7 @@ export class Batcher {
         settled: false,
         resolve,
         reject,
-        timer: setTimeout(() => this.expire(request), this.settings.timeoutMs),
+        timer: setTimeout(() => this.expire(request, timeoutMs), timeoutMs),
       };
       this.queue.push(request);
       this.observer.onQueueDepth(this.queue.length);
@@ -92,14 +93,14 @@ export class Batcher {
     else request.reject(outcome.error);
   }
 
-  private expire(request: PendingRequest): void {
+  private expire(request: PendingRequest, timeoutMs: number): void {
     // Queued: drop it so it never runs. Running: its result is discarded when it arrives.
     const index = this.queue.indexOf(request);
     if (index >= 0) {
       this.queue.splice(index, 1);
       this.observer.onQueueDepth(this.queue.length);
     }
-    const timeoutError = new ModelgateError('timeout', `no answer within ${this.settings.timeoutMs} ms`);
+    const timeoutError = new ModelgateError('timeout', `no answer within ${timeoutMs} ms`);
     this.settle(request, { error: timeoutError });
   }
 

@@ -52,17 +52,29 @@ export class Predictor {
     return this.options.catalog.versionsOf(tenantId, name).map((version) => version.version);
   }
 
+  /** How many versions the runtime has loaded (workers report it). */
+  loadedCount(): number {
+    return this.loaded.size;
+  }
+
   isLoaded(version: ModelVersionRecord): boolean {
     return this.loaded.has(versionKey(version));
   }
 
-  async predict(tenantId: string, name: string, versionNumber: number | undefined, inputs: NamedTensors) {
+  /** Runs `inputs` through the version's batcher; `timeoutMs` overrides the model's request deadline (jobs). */
+  async predict(
+    tenantId: string,
+    name: string,
+    versionNumber: number | undefined,
+    inputs: NamedTensors,
+    timeoutMs?: number,
+  ) {
     const resolved = this.resolve(tenantId, name, versionNumber);
     const served = this.servedVersion(resolved);
     const startedMs = performance.now();
     try {
       validateInputs(inputs, resolved.version.signature.inputs);
-      const outputs = await served.batcher.submit(inputs);
+      const outputs = await served.batcher.submit(inputs, timeoutMs);
       served.requestsOk.inc();
       return { ...resolved, outputs } satisfies Prediction;
     } catch (error) {

@@ -11,6 +11,11 @@ export async function publishChange(db: Queryable, change: Change): Promise<void
   await db.query('SELECT pg_notify($1, $2)', [CHANNEL, JSON.stringify(change)]);
 }
 
-export function subscribeChanges(db: Db, onChange: (change: Change) => void): Promise<() => Promise<void>> {
-  return db.listen(CHANNEL, (payload) => onChange(JSON.parse(payload) as Change));
+/** `onMissed` runs when notices may have been lost (the listening connection was replaced). */
+export function subscribeChanges(
+  db: Db,
+  onChange: (change: Change) => void,
+  onMissed: () => void,
+): Promise<() => Promise<void>> {
+  return db.listen(CHANNEL, (payload) => onChange(JSON.parse(payload) as Change), { onReconnect: onMissed });
 }

@@ -15,8 +15,16 @@ export interface Db extends Queryable {
    * Inside `fn` use only `tx`: PGlite has one connection, so `db.query` there would wait forever.
    */
   transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T>;
-  /** Calls `onPayload` for every NOTIFY on `channel` (from any process on the same database). */
-  listen(channel: string, onPayload: (payload: string) => void): Promise<() => Promise<void>>;
+  /**
+   * Calls `onPayload` for every NOTIFY on `channel` (from any process on the same database). A listening
+   * connection that drops is replaced; notices sent meanwhile are lost, so `onReconnect` is called then
+   * for the caller to catch up.
+   */
+  listen(
+    channel: string,
+    onPayload: (payload: string) => void,
+    options?: { onReconnect?: () => void },
+  ): Promise<() => Promise<void>>;
   close(): Promise<void>;
 }
 

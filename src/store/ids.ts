@@ -19,6 +19,6 @@ export function encodeBase32(bytes: Uint8Array): string {
   return out;
 }
 
-export function newId(prefix: 'tn' | 'key' | 'mdl'): string {
+export function newId(prefix: 'tn' | 'key' | 'mdl' | 'job' | 'wrk'): string {
   return `${prefix}_${encodeBase32(randomBytes(16))}`;
 }

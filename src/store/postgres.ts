@@ -28,7 +28,7 @@ export async function openPostgres(url: string, options: PostgresOptions = {}): 
     exec: async (sql: string) => void (await translating(target.query(sql))),
   });
   const poolQueryable = queryableOf(pool);
-  /** Releases the connection of every active listen(), so close() does not wait on them forever. */
+  /** Stops every active listen() and releases its connection, so close() does not wait on them forever. */
   const listeners = new Set<(error?: Error) => void>();
   // Fail at start, not at the first request, when the server is unreachable.
   await poolQueryable.query('SELECT 1');
@@ -55,42 +55,81 @@ export async function openPostgres(url: string, options: PostgresOptions = {}): 
         throw error;
       }
     },
-    async listen(channel, onPayload) {
-      // LISTEN needs a connection of its own that stays open.
-      const client = await translating(pool.connect());
+    async listen(channel, onPayload, { onReconnect } = {}) {
+      // LISTEN needs a connection of its own that stays open; when it drops (server restart, a killed
+      // backend, a network cut) a new one is made, and onReconnect tells the caller it may have missed
+      // notices.
+      let client: pg.PoolClient | undefined;
+      let stopped = false;
       const onNotification = (message: pg.Notification) => {
         if (message.channel === channel) onPayload(message.payload ?? '');
       };
-      // The pool only listens for errors on idle clients; without this a dropped connection crashes the process.
-      const onError = () => {};
-      client.on('notification', onNotification);
-      client.on('error', onError);
-      const release = (error?: Error) => {
-        listeners.delete(release);
-        client.off('notification', onNotification);
-        client.off('error', onError);
-        client.release(error);
+      const detach = (lost: pg.PoolClient, error?: Error) => {
+        lost.off('notification', onNotification);
+        lost.removeAllListeners('error');
+        lost.removeAllListeners('end');
+        lost.on('error', () => {});
+        lost.release(error);
       };
-      listeners.add(release);
-      try {
-        await client.query(`LISTEN ${pg.escapeIdentifier(channel)}`);
-      } catch (error) {
-        release(error as Error);
-        throw translateError(error);
-      }
-      return async () => {
-        if (!listeners.has(release)) return;
+      const connect = async () => {
+        const next = await translating(pool.connect());
+        const onLost = (error?: Error) => {
+          if (client !== next) return;
+          client = undefined;
+          detach(next, error ?? new Error('connection ended'));
+          if (!stopped) void reconnect();
+        };
+        // Without an error listener a dropped connection would crash the process.
+        next.on('error', onLost);
+        next.on('end', () => onLost());
+        next.on('notification', onNotification);
         try {
-          await client.query(`UNLISTEN ${pg.escapeIdentifier(channel)}`);
-          release();
+          await next.query(`LISTEN ${pg.escapeIdentifier(channel)}`);
+        } catch (error) {
+          detach(next, error as Error);
+          throw translateError(error);
+        }
+        // Stopped while this connection was being made: it is not needed any more.
+        if (stopped) detach(next, new Error('listener stopped'));
+        else client = next;
+      };
+      const reconnect = async () => {
+        for (let delayMs = 100; !stopped; delayMs = Math.min(delayMs * 2, 5000)) {
+          await new Promise((resolve) => setTimeout(resolve, delayMs));
+          if (stopped) return;
+          try {
+            await connect();
+            onReconnect?.();
+            return;
+          } catch {
+            // The server is still away: try again after a longer pause.
+          }
+        }
+      };
+      const stop = (error?: Error) => {
+        stopped = true;
+        listeners.delete(stop);
+        const current = client;
+        client = undefined;
+        if (current) detach(current, error);
+      };
+      await connect();
+      listeners.add(stop);
+      return async () => {
+        const current = client;
+        if (stopped) return;
+        if (!current) return stop();
+        try {
+          await current.query(`UNLISTEN ${pg.escapeIdentifier(channel)}`);
+          stop();
         } catch (error) {
           // Still possibly listening: destroy the connection rather than return it to the pool.
-          release(error as Error);
+          stop(error as Error);
         }
       };
     },
     async close() {
-      for (const release of [...listeners]) release(new Error('database closed'));
+      for (const stop of [...listeners]) stop(new Error('database closed'));
       await pool.end();
     },
   };

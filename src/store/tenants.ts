@@ -1,5 +1,6 @@
 // Queries on tenants.
 import type { Queryable } from './db.ts';
+import { generateWebhookSecret } from '../webhooks/signature.ts';
 import { newId } from './ids.ts';
 
 export interface Tenant {
@@ -41,4 +42,23 @@ export async function listTenants(db: Queryable): Promise<Tenant[]> {
 export async function countTenants(db: Queryable): Promise<number> {
   const [row] = await db.query<{ count: number }>('SELECT count(*)::int AS count FROM tenants');
   return row!.count;
+}
+
+/** The tenant's webhook signing secret, made on first use (two racing callers get the same one). */
+export async function ensureWebhookSecret(db: Queryable, tenantId: string): Promise<string> {
+  const [row] = await db.query<{ secret: string }>(
+    `UPDATE tenants SET webhook_secret = coalesce(webhook_secret, $2) WHERE id = $1
+     RETURNING webhook_secret AS secret`,
+    [tenantId, generateWebhookSecret()],
+  );
+  return row!.secret;
+}
+
+/** Replaces the tenant's webhook signing secret; deliveries from now on are signed with the new one. */
+export async function rotateWebhookSecret(db: Queryable, tenantId: string): Promise<string> {
+  const [row] = await db.query<{ secret: string }>(
+    'UPDATE tenants SET webhook_secret = $2 WHERE id = $1 RETURNING webhook_secret AS secret',
+    [tenantId, generateWebhookSecret()],
+  );
+  return row!.secret;
 }

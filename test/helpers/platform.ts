@@ -54,7 +54,7 @@ export async function startTestPlatform(options: TestPlatformOptions = {}): Prom
     {},
   );
   const platform = await startPlatform(config, { logger: pino({ level: 'silent' }) });
-  const baseUrl = platform.url;
+  const baseUrl = platform.url!;
   return {
     url: baseUrl,
     adminKey,

@@ -1,0 +1,117 @@
+// Async jobs: POST /v1/models/{name}/jobs (202 once committed; Idempotency-Key), GET /v1/jobs/{id}
+// (?wait=N long-polls), GET /v1/jobs (filters, cursor), POST /v1/jobs/{id}/cancel; GET /v1/workers;
+// and the tenant's webhook signing secret.
+import type { FastifyInstance } from 'fastify';
+import { z } from 'zod';
+import { ModelgateError } from '../../errors.ts';
+import { MAX_WAIT_SECONDS, type JobService } from '../../jobs/service.ts';
+import { jobView } from '../../jobs/view.ts';
+import { JOB_STATUSES, type JobRecord } from '../../store/jobs.ts';
+import { ensureWebhookSecret, rotateWebhookSecret } from '../../store/tenants.ts';
+import { listWorkers } from '../../store/workers.ts';
+import { principalOf, type HttpDeps } from '../server.ts';
+import { parseWith } from '../validation.ts';
+
+const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,255}$/;
+
+const getQuery = z.object({ wait: z.coerce.number().min(0).max(MAX_WAIT_SECONDS).optional() }).strict();
+const listQuery = z
+  .object({
+    model: z.string().min(1).optional(),
+    status: z.enum(JOB_STATUSES).optional(),
+    limit: z.coerce.number().int().min(1).max(1000).default(100),
+    cursor: z.string().max(100).optional(),
+  })
+  .strict();
+
+/** A job; with its result when asked for (it can be large, and may live in the artifact store). */
+async function serializeJob(job: JobRecord, jobs: JobService, withResult: boolean) {
+  if (!withResult) return jobView(job);
+  return jobView(job, { value: job.status === 'succeeded' ? await jobs.result(job) : null });
+}
+
+export function registerJobRoutes(app: FastifyInstance, { db, jobs, config }: HttpDeps): void {
+  app.post<{ Params: { name: string } }>(
+    '/v1/models/:name/jobs',
+    { config: { scope: 'predict' } },
+    async (request, reply) => {
+      const header = request.headers['idempotency-key'];
+      if (header !== undefined && (typeof header !== 'string' || !IDEMPOTENCY_KEY.test(header))) {
+        throw new ModelgateError(
+          'bad_request',
+          'Idempotency-Key: 1 to 255 visible ASCII characters, sent once',
+        );
+      }
+      const { job, replayed } = await jobs.submit(
+        principalOf(request).tenantId,
+        request.params.name,
+        request.body,
+        header,
+      );
+      if (replayed) reply.header('idempotent-replayed', 'true');
+      return reply
+        .status(202)
+        .header('location', `/v1/jobs/${job.id}`)
+        .send(await serializeJob(job, jobs, false));
+    },
+  );
+
+  app.get<{ Params: { id: string } }>(
+    '/v1/jobs/:id',
+    { config: { scope: ['read', 'predict'] } },
+    async (request) => {
+      const { wait } = parseWith(getQuery, request.query, 'query');
+      const job = await jobs.get(principalOf(request).tenantId, request.params.id, wait);
+      return serializeJob(job, jobs, true);
+    },
+  );
+
+  app.get('/v1/jobs', { config: { scope: ['read', 'predict'] } }, async (request) => {
+    const query = parseWith(listQuery, request.query, 'query');
+    const page = await jobs.list(principalOf(request).tenantId, {
+      modelName: query.model,
+      status: query.status,
+      limit: query.limit,
+      after: query.cursor,
+    });
+    const last = page.at(-1);
+    return {
+      jobs: await Promise.all(page.map((job) => serializeJob(job, jobs, false))),
+      next_cursor: page.length === query.limit && last ? last.id : null,
+    };
+  });
+
+  app.post<{ Params: { id: string } }>(
+    '/v1/jobs/:id/cancel',
+    { config: { scope: 'predict' } },
+    async (request) => {
+      const job = await jobs.cancel(principalOf(request).tenantId, request.params.id);
+      return serializeJob(job, jobs, false);
+    },
+  );
+
+  app.get('/v1/workers', { config: { scope: 'admin' } }, async (request) => {
+    if (!principalOf(request).operator) {
+      throw new ModelgateError('forbidden', 'only admin keys of the operator tenant see the workers');
+    }
+    const workers = await listWorkers(db, config.jobLeaseMs);
+    return {
+      workers: workers.map((worker) => ({
+        id: worker.id,
+        host: worker.host,
+        pid: worker.pid,
+        status: worker.status,
+        started_at: worker.startedAt,
+        heartbeat_at: worker.heartbeatAt,
+        ...worker.stats,
+      })),
+    };
+  });
+
+  app.get('/v1/webhook-secret', { config: { scope: 'admin' } }, async (request) => ({
+    secret: await ensureWebhookSecret(db, principalOf(request).tenantId),
+  }));
+  app.post('/v1/webhook-secret/rotate', { config: { scope: 'admin' } }, async (request) => ({
+    secret: await rotateWebhookSecret(db, principalOf(request).tenantId),
+  }));
+}

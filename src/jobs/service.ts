@@ -1,0 +1,198 @@
+// Async jobs as the gateway offers them: submit (validated against the model, committed before the 202,
+// once per Idempotency-Key), read with an optional long poll, list, cancel. Workers run them (worker.ts).
+import { createHash } from 'node:crypto';
+import { z } from 'zod';
+import type { ArtifactStore } from '../artifacts/store.ts';
+import type { Config } from '../config/config.ts';
+import { ModelgateError } from '../errors.ts';
+import { parseWith } from '../http/validation.ts';
+import { jobSettings } from '../registry/settings.ts';
+import { validateInputs } from '../runtime/tensor.ts';
+import type { Predictor } from '../serving/predictor.ts';
+import { predictBodySchema, tensorsFromBody } from '../serving/predict-body.ts';
+import type { Db } from '../store/db.ts';
+import {
+  cancelJob,
+  claimIdempotencyKey,
+  insertJob,
+  JOBS_DONE_CHANNEL,
+  listJobs,
+  newJobId,
+  selectJob,
+  TERMINAL_STATUSES,
+  type JobFilter,
+  type JobRecord,
+} from '../store/jobs.ts';
+import { checkWebhookUrl } from '../webhooks/send.ts';
+import { readResult } from './results.ts';
+
+/** The job fields of a submit body; the rest is the prediction body. */
+const jobOptionsSchema = z
+  .object({
+    version: z.number().int().min(1).optional(),
+    priority: z.number().int().min(-1000).max(1000).optional(),
+    webhook_url: z.string().optional(),
+  })
+  .passthrough();
+
+/** Longest long poll: GET /v1/jobs/{id}?wait=N takes 0 ≤ N ≤ this. */
+export const MAX_WAIT_SECONDS = 60;
+/** A waiting reader also re-reads at this interval, in case a notice was missed (a dropped connection). */
+const WAIT_RECHECK_MS = 1000;
+
+export interface SubmitResult {
+  job: JobRecord;
+  /** True when an earlier submit with the same Idempotency-Key made this job. */
+  replayed: boolean;
+}
+
+export class JobService {
+  /** Readers waiting for a job to finish, by job id. */
+  private readonly waiters = new Map<string, Set<() => void>>();
+  private unlisten: (() => Promise<void>) | undefined;
+
+  constructor(
+    private readonly deps: {
+      db: Db;
+      predictor: Predictor;
+      artifacts: ArtifactStore;
+      config: Pick<Config, 'jobMaxAttempts' | 'jobTimeoutMs'>;
+    },
+  ) {}
+
+  async start(): Promise<void> {
+    const wakeAll = () => {
+      for (const waiting of this.waiters.values()) for (const wake of waiting) wake();
+    };
+    this.unlisten = await this.deps.db.listen(
+      JOBS_DONE_CHANNEL,
+      (id) => {
+        for (const wake of this.waiters.get(id) ?? []) wake();
+      },
+      { onReconnect: wakeAll },
+    );
+  }
+
+  async close(): Promise<void> {
+    await this.unlisten?.();
+  }
+
+  async submit(
+    tenantId: string,
+    modelName: string,
+    rawBody: unknown,
+    idempotencyKey: string | undefined,
+  ): Promise<SubmitResult> {
+    const options = parseWith(jobOptionsSchema, rawBody);
+    const { version, priority = 0, webhook_url: webhookUrl, ...predictBody } = options;
+    const body = parseWith(predictBodySchema, predictBody);
+    const resolved = this.deps.predictor.resolve(tenantId, modelName, version);
+    // Refused now rather than failed later: the inputs must fit the model.
+    validateInputs(tensorsFromBody(body, resolved.version.signature), resolved.version.signature.inputs);
+    if (webhookUrl !== undefined) checkWebhookUrl(webhookUrl);
+    const { maxAttempts, timeoutMs } = jobSettings(resolved.model.settings, this.deps.config);
+    const job = {
+      id: newJobId(),
+      tenantId,
+      modelName,
+      modelVersion: resolved.version.version,
+      input: body,
+      priority,
+      maxAttempts,
+      timeoutMs,
+      webhookUrl,
+    };
+    const { db } = this.deps;
+    if (idempotencyKey === undefined) return { job: await insertJob(db, job), replayed: false };
+
+    const requestHash = createHash('sha256')
+      .update(JSON.stringify([modelName, rawBody]))
+      .digest('hex');
+    return db.transaction(async (tx) => {
+      const existing = await claimIdempotencyKey(tx, tenantId, idempotencyKey, requestHash, job.id);
+      if (!existing) return { job: await insertJob(tx, job), replayed: false };
+      if (existing.requestHash !== requestHash) {
+        throw new ModelgateError(
+          'idempotency_key_reused',
+          'this Idempotency-Key was used with a different request; use a new key for a new job',
+          { details: { job_id: existing.jobId } },
+        );
+      }
+      const earlier = await selectJob(tx, tenantId, existing.jobId);
+      if (!earlier) throw jobNotFound(existing.jobId);
+      return { job: earlier, replayed: true };
+    });
+  }
+
+  /** The job; with `waitSeconds`, waits up to that long for it to finish first. */
+  async get(tenantId: string, id: string, waitSeconds = 0): Promise<JobRecord> {
+    const deadline = Date.now() + waitSeconds * 1000;
+    // A notice may arrive while the job is being read: it is remembered, and the next read follows at once.
+    const notice = { arrived: false, wake: () => {} };
+    const waiter = () => {
+      notice.arrived = true;
+      notice.wake();
+    };
+    if (waitSeconds > 0) this.addWaiter(id, waiter);
+    try {
+      for (;;) {
+        notice.arrived = false;
+        const job = await selectJob(this.deps.db, tenantId, id);
+        if (!job) throw jobNotFound(id);
+        const remainingMs = deadline - Date.now();
+        if (TERMINAL_STATUSES.includes(job.status) || remainingMs <= 0) return job;
+        if (notice.arrived) continue;
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, Math.min(remainingMs, WAIT_RECHECK_MS));
+          notice.wake = () => {
+            clearTimeout(timer);
+            resolve();
+          };
+        });
+        notice.wake = () => {};
+      }
+    } finally {
+      if (waitSeconds > 0) this.removeWaiter(id, waiter);
+    }
+  }
+
+  private addWaiter(id: string, waiter: () => void): void {
+    let waiting = this.waiters.get(id);
+    if (!waiting) this.waiters.set(id, (waiting = new Set()));
+    waiting.add(waiter);
+  }
+
+  private removeWaiter(id: string, waiter: () => void): void {
+    const waiting = this.waiters.get(id);
+    waiting?.delete(waiter);
+    if (waiting?.size === 0) this.waiters.delete(id);
+  }
+
+  list(tenantId: string, filter: JobFilter): Promise<JobRecord[]> {
+    return listJobs(this.deps.db, tenantId, filter);
+  }
+
+  /** Cancels a queued or running job (a running one's result is discarded); 409 once it has finished. */
+  async cancel(tenantId: string, id: string): Promise<JobRecord> {
+    const canceled = await cancelJob(this.deps.db, tenantId, id);
+    if (canceled) return canceled;
+    const job = await selectJob(this.deps.db, tenantId, id);
+    if (!job) throw jobNotFound(id);
+    throw new ModelgateError(
+      'conflict',
+      `job ${id} has already ${job.status}; only queued or running jobs can be canceled`,
+      {
+        details: { status: job.status },
+      },
+    );
+  }
+
+  /** The job's result document, read from the artifact store when it was too large to keep inline. */
+  result(job: JobRecord): Promise<unknown> {
+    return readResult(this.deps.artifacts, job);
+  }
+}
+
+export function jobNotFound(id: string): ModelgateError {
+  return new ModelgateError('job_not_found', `job ${id} not found`, { details: { job_id: id } });
+}

@@ -1,0 +1,259 @@
+// A job worker: claims jobs from the durable queue (woken by NOTIFY, polling as a fallback), runs them
+// through the same predictor and batchers as real-time requests, renews their leases while they run,
+// and records each outcome: a result, a retry after backoff, or a failure. It registers itself and
+// heartbeats so operators see it in GET /v1/workers. Draining stops claiming, lets in-flight jobs finish
+// within a grace period and hands the rest back to the queue.
+import { hostname } from 'node:os';
+import type { Logger } from 'pino';
+import type { ArtifactStore } from '../artifacts/store.ts';
+import type { Config } from '../config/config.ts';
+import { isModelgateError } from '../errors.ts';
+import type { Catalog } from '../serving/catalog.ts';
+import { predictionToJson, tensorsFromBody, type PredictBody } from '../serving/predict-body.ts';
+import type { Predictor } from '../serving/predictor.ts';
+import type { Db } from '../store/db.ts';
+import { newId } from '../store/ids.ts';
+import {
+  claimJobs,
+  finishJob,
+  JOBS_QUEUED_CHANNEL,
+  purgeFinishedJobs,
+  recoverExpiredLeases,
+  releaseJobs,
+  renewLeases,
+  retryJob,
+  type JobError,
+  type JobLease,
+  type JobOutcome,
+  type JobRecord,
+} from '../store/jobs.ts';
+import { heartbeatWorker, markGoneWorkers, registerWorker, setWorkerStatus } from '../store/workers.ts';
+import { storeResult } from './results.ts';
+
+export type WorkerConfig = Pick<
+  Config,
+  | 'workerConcurrency'
+  | 'jobLeaseMs'
+  | 'jobPollMs'
+  | 'jobRetryBaseMs'
+  | 'jobRetentionSeconds'
+  | 'inlineResultBytes'
+  | 'drainGraceMs'
+>;
+
+/** Failures worth another attempt: the runtime or the machine, not the job's own inputs. */
+const RETRYABLE = new Set(['inference_failed', 'timeout', 'queue_full', 'internal', 'not_ready']);
+/** Idempotency keys live at least this long, whatever the job retention. */
+const MIN_KEY_RETENTION_SECONDS = 24 * 3600;
+const MAX_RETRY_DELAY_MS = 5 * 60_000;
+const HOUSEKEEPING_INTERVAL_MS = 60_000;
+
+/** Exponential backoff with jitter: base × 2^(attempt-1), capped, then a random 50-100% of it. */
+export function retryDelayMs(baseMs: number, attempt: number): number {
+  const full = Math.min(baseMs * 2 ** (attempt - 1), MAX_RETRY_DELAY_MS);
+  return Math.round(full * (0.5 + Math.random() / 2));
+}
+
+export class JobWorker {
+  readonly id = newId('wrk');
+  private readonly inFlight = new Map<string, JobRecord>();
+  private stopping = false;
+  private wake: () => void = () => {};
+  private woken = false;
+  private loop: Promise<void> | undefined;
+  private timers: NodeJS.Timeout[] = [];
+  private unlisten: (() => Promise<void>) | undefined;
+
+  constructor(
+    private readonly deps: {
+      db: Db;
+      catalog: Catalog;
+      predictor: Predictor;
+      artifacts: ArtifactStore;
+      logger: Logger;
+      config: WorkerConfig;
+    },
+  ) {}
+
+  async start(): Promise<void> {
+    const { db, config } = this.deps;
+    await registerWorker(db, { id: this.id, host: hostname(), pid: process.pid });
+    this.unlisten = await db.listen(JOBS_QUEUED_CHANNEL, () => this.notify(), {
+      onReconnect: () => this.notify(),
+    });
+    this.every(config.jobLeaseMs / 3, () => this.heartbeat());
+    this.every(HOUSEKEEPING_INTERVAL_MS, () => this.housekeeping());
+    this.loop = this.run();
+    this.deps.logger.info({ worker: this.id, concurrency: config.workerConcurrency }, 'job worker started');
+  }
+
+  private every(ms: number, task: () => Promise<void>): void {
+    const timer = setInterval(() => {
+      task().catch((error: unknown) =>
+        this.deps.logger.warn({ err: error, worker: this.id }, 'worker task failed'),
+      );
+    }, ms);
+    timer.unref();
+    this.timers.push(timer);
+  }
+
+  private notify(): void {
+    this.woken = true;
+    this.wake();
+  }
+
+  private async run(): Promise<void> {
+    const { db, config, logger } = this.deps;
+    let recoveredAtMs = 0;
+    while (!this.stopping) {
+      this.woken = false;
+      const free = config.workerConcurrency - this.inFlight.size;
+      let claimed = 0;
+      if (free > 0) {
+        try {
+          if (Date.now() - recoveredAtMs > config.jobLeaseMs / 3) {
+            recoveredAtMs = Date.now();
+            const recovered = await recoverExpiredLeases(db);
+            if (recovered > 0)
+              logger.warn({ worker: this.id, jobs: recovered }, 'took back jobs with expired leases');
+          }
+          const jobs = await claimJobs(db, this.id, free, config.jobLeaseMs);
+          claimed = jobs.length;
+          for (const job of jobs) this.launch(job);
+        } catch (error) {
+          logger.warn({ err: error, worker: this.id }, 'claiming jobs failed; retrying');
+        }
+      }
+      // More may be waiting: claim again at once while there is room; otherwise wait for a notice.
+      if (claimed > 0 && claimed === free) continue;
+      if (this.woken && this.inFlight.size < config.workerConcurrency) continue;
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, config.jobPollMs);
+        this.wake = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+      this.wake = () => {};
+    }
+  }
+
+  private launch(job: JobRecord): void {
+    this.inFlight.set(job.id, job);
+    this.execute(job)
+      .catch((error: unknown) =>
+        this.deps.logger.error({ err: error, job: job.id }, 'job bookkeeping failed'),
+      )
+      .finally(() => {
+        this.inFlight.delete(job.id);
+        this.notify();
+      });
+  }
+
+  private async execute(job: JobRecord): Promise<void> {
+    const { config, logger } = this.deps;
+    const lease: JobLease = { id: job.id, workerId: this.id, attempt: job.attempts };
+    let outcome: JobOutcome | { retry: JobError };
+    try {
+      const result = await this.predict(job);
+      outcome = await storeResult(this.deps.artifacts, result, config.inlineResultBytes);
+    } catch (error) {
+      const jobError: JobError = isModelgateError(error)
+        ? { code: error.code, message: error.message }
+        : { code: 'internal', message: error instanceof Error ? error.message : String(error) };
+      const retryable = RETRYABLE.has(jobError.code) && job.attempts < job.maxAttempts;
+      outcome = retryable ? { retry: jobError } : { status: 'failed', error: jobError };
+      logger.warn(
+        { job: job.id, attempt: job.attempts, err: jobError, retry: retryable },
+        'job attempt failed',
+      );
+    }
+    const recorded = await this.withRetries(() =>
+      'retry' in outcome
+        ? retryJob(this.deps.db, lease, outcome.retry, retryDelayMs(config.jobRetryBaseMs, job.attempts))
+        : finishJob(this.deps.db, lease, outcome),
+    );
+    // Not recorded: the job was canceled, or its lease ran out and another worker has it now.
+    if (!recorded) logger.info({ job: job.id, attempt: job.attempts }, 'job result discarded: lease lost');
+  }
+
+  private async predict(job: JobRecord): Promise<unknown> {
+    const { catalog, predictor } = this.deps;
+    // A model deployed a moment ago may not have reached this process's catalogue yet: read it once.
+    let resolved;
+    try {
+      resolved = predictor.resolve(job.tenantId, job.modelName, job.modelVersion);
+    } catch {
+      await catalog.refresh(job.tenantId, job.modelName);
+      resolved = predictor.resolve(job.tenantId, job.modelName, job.modelVersion);
+    }
+    const tensors = tensorsFromBody(job.input as PredictBody, resolved.version.signature);
+    const prediction = await predictor.predict(
+      job.tenantId,
+      job.modelName,
+      job.modelVersion,
+      tensors,
+      job.timeoutMs,
+    );
+    return predictionToJson(job.modelName, job.modelVersion, prediction.outputs);
+  }
+
+  /** Database writes of an outcome are retried through a dropped connection; the lease fences duplicates. */
+  private async withRetries<T>(write: () => Promise<T>): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await write();
+      } catch (error) {
+        if (attempt >= 8) throw error;
+        await new Promise((resolve) => setTimeout(resolve, Math.min(100 * 2 ** attempt, 5000)));
+      }
+    }
+  }
+
+  private async heartbeat(): Promise<void> {
+    const { db, config } = this.deps;
+    const held = await renewLeases(db, this.id, [...this.inFlight.keys()], config.jobLeaseMs);
+    const cpu = process.cpuUsage();
+    await heartbeatWorker(db, this.id, {
+      jobs_in_flight: this.inFlight.size,
+      leases_held: held.length,
+      models_loaded: this.deps.predictor.loadedCount(),
+      rss_bytes: process.memoryUsage.rss(),
+      cpu_seconds: (cpu.user + cpu.system) / 1e6,
+    });
+  }
+
+  private async housekeeping(): Promise<void> {
+    const { db, artifacts, config } = this.deps;
+    await markGoneWorkers(db, config.jobLeaseMs);
+    const keySeconds = Math.max(config.jobRetentionSeconds, MIN_KEY_RETENTION_SECONDS);
+    const unused = await purgeFinishedJobs(db, config.jobRetentionSeconds, keySeconds);
+    for (const sha256 of unused) await artifacts.remove(sha256);
+  }
+
+  /**
+   * Stops claiming, gives in-flight jobs `graceMs` to finish, and hands the others back to the queue.
+   * With `graceMs` 0 nothing is awaited: the leases of what is running run out and those jobs rerun.
+   */
+  async drain(graceMs = this.deps.config.drainGraceMs): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    this.wake();
+    for (const timer of this.timers) clearInterval(timer);
+    const { db, logger } = this.deps;
+    await setWorkerStatus(db, this.id, 'draining').catch(() => undefined);
+    await this.loop;
+    const deadline = Date.now() + graceMs;
+    while (this.inFlight.size > 0 && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, Math.min(50, deadline - Date.now())));
+    }
+    const left = [...this.inFlight.keys()];
+    if (left.length > 0) {
+      const released = await releaseJobs(db, this.id, left).catch(() => 0);
+      logger.warn({ worker: this.id, jobs: released }, 'handed unfinished jobs back to the queue');
+    }
+    await this.unlisten?.();
+    await setWorkerStatus(db, this.id, 'stopped').catch(() => undefined);
+    logger.info({ worker: this.id }, 'job worker stopped');
+  }
+}

@@ -1,0 +1,365 @@
+// Queries on async jobs: the durable queue. Submitters insert; workers claim with FOR UPDATE SKIP LOCKED
+// under a lease, renew it while they run, and finish, retry or release; a lease that runs out (a dead
+// worker) makes the job claimable again. Every write by a worker is fenced by (lease owner, attempt), so a
+// worker that lost its lease can never record a result over another's.
+import type { Db, Queryable } from './db.ts';
+import { newId } from './ids.ts';
+
+export const JOB_STATUSES = ['queued', 'running', 'succeeded', 'failed', 'canceled'] as const;
+export type JobStatus = (typeof JOB_STATUSES)[number];
+export const TERMINAL_STATUSES: readonly JobStatus[] = ['succeeded', 'failed', 'canceled'];
+
+/** Channels the jobs trigger notifies (0002_jobs.sql): queued work, and the id of a finished job. */
+export const JOBS_QUEUED_CHANNEL = 'modelgate_jobs_queued';
+export const JOBS_DONE_CHANNEL = 'modelgate_jobs_done';
+
+export interface JobError {
+  code: string;
+  message: string;
+}
+
+export interface WebhookAttempt {
+  at: string;
+  ok: boolean;
+  status?: number;
+  error?: string;
+  duration_ms: number;
+}
+
+export interface JobRecord {
+  id: string;
+  tenantId: string;
+  modelName: string;
+  modelVersion: number;
+  input: Record<string, unknown>;
+  priority: number;
+  status: JobStatus;
+  attempts: number;
+  maxAttempts: number;
+  timeoutMs: number;
+  runAfter: Date;
+  leaseOwner: string | null;
+  leaseExpiresAt: Date | null;
+  result: unknown;
+  resultSha256: string | null;
+  error: JobError | null;
+  webhookUrl: string | null;
+  webhookStatus: 'pending' | 'delivered' | 'failed' | null;
+  webhookAttempts: WebhookAttempt[];
+  queuedAt: Date;
+  startedAt: Date | null;
+  finishedAt: Date | null;
+}
+
+const JOB_COLUMNS = `id, tenant_id AS "tenantId", model_name AS "modelName", model_version AS "modelVersion",
+  input, priority, status, attempts, max_attempts AS "maxAttempts", timeout_ms AS "timeoutMs",
+  run_after AS "runAfter", lease_owner AS "leaseOwner", lease_expires_at AS "leaseExpiresAt", result,
+  result_sha256 AS "resultSha256", error, webhook_url AS "webhookUrl", webhook_status AS "webhookStatus",
+  webhook_attempts AS "webhookAttempts", queued_at AS "queuedAt", started_at AS "startedAt",
+  finished_at AS "finishedAt"`;
+const QUALIFIED_JOB_COLUMNS = JOB_COLUMNS.replace(/(^|,\s*)([a-z_]+)/g, '$1jobs.$2');
+
+/** What every move to a terminal status sets besides the status: a webhook becomes due at once. */
+const FINISHED = `finished_at = now(), lease_owner = NULL, lease_expires_at = NULL,
+  webhook_status = CASE WHEN webhook_url IS NULL THEN NULL ELSE 'pending' END,
+  webhook_next_at = CASE WHEN webhook_url IS NULL THEN NULL ELSE now() END`;
+
+export interface NewJob {
+  /** From newJobId(): known before the insert, so an idempotency key can point at it first. */
+  id: string;
+  tenantId: string;
+  modelName: string;
+  modelVersion: number;
+  input: Record<string, unknown>;
+  priority: number;
+  maxAttempts: number;
+  timeoutMs: number;
+  webhookUrl: string | undefined;
+}
+
+export const newJobId = () => newId('job');
+
+/** insertJob($1 id, …): the job, queued; the trigger wakes the workers when the transaction commits. */
+export async function insertJob(db: Queryable, job: NewJob): Promise<JobRecord> {
+  const [row] = await db.query<JobRecord>(
+    `INSERT INTO jobs (id, tenant_id, model_name, model_version, input, priority, max_attempts, timeout_ms,
+       webhook_url)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING ${JOB_COLUMNS}`,
+    [
+      job.id,
+      job.tenantId,
+      job.modelName,
+      job.modelVersion,
+      JSON.stringify(job.input),
+      job.priority,
+      job.maxAttempts,
+      job.timeoutMs,
+      job.webhookUrl ?? null,
+    ],
+  );
+  return row!;
+}
+
+/**
+ * claimIdempotencyKey($1 tenant, $2 key, $3 hash, $4 job): records the key for the job about to be inserted
+ * in the same transaction, or returns the key's existing entry. A concurrent insert of the same key waits
+ * here until the first transaction ends, then sees its entry: one key, one job.
+ */
+export async function claimIdempotencyKey(
+  tx: Queryable,
+  tenantId: string,
+  key: string,
+  requestHash: string,
+  jobId: string,
+): Promise<{ requestHash: string; jobId: string } | undefined> {
+  const inserted = await tx.query(
+    `INSERT INTO idempotency_keys (tenant_id, key, request_hash, job_id) VALUES ($1, $2, $3, $4)
+     ON CONFLICT (tenant_id, key) DO NOTHING RETURNING key`,
+    [tenantId, key, requestHash, jobId],
+  );
+  if (inserted.length > 0) return undefined;
+  const [existing] = await tx.query<{ requestHash: string; jobId: string }>(
+    `SELECT request_hash AS "requestHash", job_id AS "jobId" FROM idempotency_keys
+     WHERE tenant_id = $1 AND key = $2`,
+    [tenantId, key],
+  );
+  return existing;
+}
+
+export async function selectJob(db: Queryable, tenantId: string, id: string): Promise<JobRecord | undefined> {
+  const [row] = await db.query<JobRecord>(
+    `SELECT ${JOB_COLUMNS} FROM jobs WHERE tenant_id = $1 AND id = $2`,
+    [tenantId, id],
+  );
+  return row;
+}
+
+export interface JobFilter {
+  modelName?: string;
+  status?: JobStatus;
+  /** Jobs listed after this one (the last job of the previous page). */
+  after?: string;
+  limit: number;
+}
+
+/**
+ * A tenant's jobs, newest first, one page (keyset pagination on queued_at, id). The position is read in
+ * SQL: a timestamp through JavaScript would lose its microseconds and skip or repeat jobs.
+ */
+export async function listJobs(db: Queryable, tenantId: string, filter: JobFilter): Promise<JobRecord[]> {
+  return db.query<JobRecord>(
+    `SELECT ${JOB_COLUMNS} FROM jobs
+     WHERE tenant_id = $1 AND ($2::text IS NULL OR model_name = $2) AND ($3::text IS NULL OR status = $3)
+       AND ($4::text IS NULL OR (queued_at, id) < (SELECT queued_at, id FROM jobs WHERE id = $4))
+     ORDER BY queued_at DESC, id DESC LIMIT $5`,
+    [tenantId, filter.modelName ?? null, filter.status ?? null, filter.after ?? null, filter.limit],
+  );
+}
+
+/** Cancels a queued or running job; undefined when it is not there or already finished. */
+export async function cancelJob(db: Queryable, tenantId: string, id: string): Promise<JobRecord | undefined> {
+  const [row] = await db.query<JobRecord>(
+    `UPDATE jobs SET status = 'canceled', ${FINISHED}
+     WHERE tenant_id = $1 AND id = $2 AND status IN ('queued', 'running') RETURNING ${JOB_COLUMNS}`,
+    [tenantId, id],
+  );
+  return row;
+}
+
+/**
+ * Claims up to `limit` due jobs for `workerId`, leased for `leaseMs`. Fair across tenants: a skip scan
+ * finds every tenant with queued work, each offers its most urgent jobs (priority, then age), and the
+ * claim fills the tenants up evenly by the jobs they would then have running; so a tenant's backlog of
+ * any size, however old, delays another tenant's job by at most a claim or two.
+ */
+export async function claimJobs(
+  db: Queryable,
+  workerId: string,
+  limit: number,
+  leaseMs: number,
+): Promise<JobRecord[]> {
+  return db.query<JobRecord>(
+    `WITH RECURSIVE tenants AS (
+       (SELECT tenant_id FROM jobs WHERE status = 'queued' ORDER BY tenant_id LIMIT 1)
+       UNION ALL
+       SELECT (SELECT j.tenant_id FROM jobs j
+               WHERE j.status = 'queued' AND j.tenant_id > t.tenant_id ORDER BY j.tenant_id LIMIT 1)
+       FROM tenants t WHERE t.tenant_id IS NOT NULL
+     ),
+     offered AS (
+       SELECT c.id, c.priority, c.run_after,
+              r.running + row_number() OVER (PARTITION BY t.tenant_id ORDER BY c.priority DESC, c.run_after, c.id)
+                AS share
+       FROM tenants t
+       CROSS JOIN LATERAL (SELECT count(*) AS running FROM jobs
+                           WHERE tenant_id = t.tenant_id AND status = 'running') r
+       CROSS JOIN LATERAL (
+         SELECT j.id, j.priority, j.run_after FROM jobs j
+         WHERE j.tenant_id = t.tenant_id AND j.status = 'queued' AND j.run_after <= now()
+         ORDER BY j.priority DESC, j.run_after, j.id LIMIT $3
+         FOR UPDATE SKIP LOCKED
+       ) c
+       WHERE t.tenant_id IS NOT NULL
+     ),
+     chosen AS (SELECT id FROM offered ORDER BY share, priority DESC, run_after, id LIMIT $3)
+     UPDATE jobs SET status = 'running', attempts = attempts + 1, lease_owner = $1,
+       lease_expires_at = now() + make_interval(secs => $2::float8 / 1000),
+       started_at = coalesce(started_at, now())
+     FROM chosen WHERE jobs.id = chosen.id
+     RETURNING ${QUALIFIED_JOB_COLUMNS}`,
+    [workerId, leaseMs, limit],
+  );
+}
+
+/** A worker's hold on one attempt of a job: what fences its writes. */
+export interface JobLease {
+  id: string;
+  workerId: string;
+  attempt: number;
+}
+
+const FENCE = `id = $1 AND status = 'running' AND lease_owner = $2 AND attempts = $3`;
+const fenceParams = (lease: JobLease) => [lease.id, lease.workerId, lease.attempt];
+
+/** Extends the leases `workerId` still holds among `ids`; returns those (the others were canceled or lost). */
+export async function renewLeases(
+  db: Queryable,
+  workerId: string,
+  ids: readonly string[],
+  leaseMs: number,
+): Promise<string[]> {
+  if (ids.length === 0) return [];
+  const rows = await db.query<{ id: string }>(
+    `UPDATE jobs SET lease_expires_at = now() + make_interval(secs => $3::float8 / 1000)
+     WHERE id = ANY($2) AND status = 'running' AND lease_owner = $1 RETURNING id`,
+    [workerId, ids, leaseMs],
+  );
+  return rows.map((row) => row.id);
+}
+
+export type JobOutcome =
+  | { status: 'succeeded'; result: unknown; resultSha256?: undefined }
+  | { status: 'succeeded'; result?: undefined; resultSha256: string }
+  | { status: 'failed'; error: JobError };
+
+/** Records the outcome of the leased attempt; false when the lease was lost (nothing is written). */
+export async function finishJob(db: Queryable, lease: JobLease, outcome: JobOutcome): Promise<boolean> {
+  const rows =
+    outcome.status === 'succeeded'
+      ? await db.query(
+          `UPDATE jobs SET status = 'succeeded', result = $4, result_sha256 = $5, error = NULL, ${FINISHED}
+           WHERE ${FENCE} RETURNING id`,
+          [
+            ...fenceParams(lease),
+            outcome.result === undefined ? null : JSON.stringify(outcome.result),
+            outcome.resultSha256 ?? null,
+          ],
+        )
+      : await db.query(
+          `UPDATE jobs SET status = 'failed', error = $4, ${FINISHED} WHERE ${FENCE} RETURNING id`,
+          [...fenceParams(lease), JSON.stringify(outcome.error)],
+        );
+  return rows.length > 0;
+}
+
+/** Queues the leased attempt's job again after `delayMs`, keeping its error; false when the lease was lost. */
+export async function retryJob(
+  db: Queryable,
+  lease: JobLease,
+  error: JobError,
+  delayMs: number,
+): Promise<boolean> {
+  const rows = await db.query(
+    `UPDATE jobs SET status = 'queued', error = $4, lease_owner = NULL, lease_expires_at = NULL,
+       run_after = now() + make_interval(secs => $5::float8 / 1000)
+     WHERE ${FENCE} RETURNING id`,
+    [...fenceParams(lease), JSON.stringify(error), delayMs],
+  );
+  return rows.length > 0;
+}
+
+/** Hands jobs a draining worker did not finish back to the queue; the attempt does not count. */
+export async function releaseJobs(db: Queryable, workerId: string, ids: readonly string[]): Promise<number> {
+  if (ids.length === 0) return 0;
+  const rows = await db.query(
+    `UPDATE jobs SET status = 'queued', attempts = attempts - 1, lease_owner = NULL, lease_expires_at = NULL,
+       run_after = now()
+     WHERE id = ANY($2) AND status = 'running' AND lease_owner = $1 RETURNING id`,
+    [workerId, ids],
+  );
+  return rows.length;
+}
+
+/**
+ * Takes back the jobs of workers whose lease ran out (they died or lost the database): queued again, or
+ * failed when that was their last attempt. Returns how many jobs were taken back.
+ */
+export async function recoverExpiredLeases(db: Db): Promise<number> {
+  return db.transaction(async (tx) => {
+    const failed = await tx.query(
+      `UPDATE jobs SET status = 'failed', ${FINISHED},
+         error = jsonb_build_object('code', 'lease_expired',
+           'message', 'the worker running the last attempt stopped answering')
+       WHERE status = 'running' AND lease_expires_at < now() AND attempts >= max_attempts RETURNING id`,
+    );
+    const requeued = await tx.query(
+      `UPDATE jobs SET status = 'queued', lease_owner = NULL, lease_expires_at = NULL, run_after = now(),
+         error = jsonb_build_object('code', 'lease_expired', 'message', 'the worker running it stopped answering')
+       WHERE status = 'running' AND lease_expires_at < now() RETURNING id`,
+    );
+    return failed.length + requeued.length;
+  });
+}
+
+/**
+ * Removes jobs finished more than `jobSeconds` ago and idempotency keys older than `keySeconds`; returns
+ * the result artifacts no job or model version uses any more.
+ */
+export async function purgeFinishedJobs(db: Db, jobSeconds: number, keySeconds: number): Promise<string[]> {
+  return db.transaction(async (tx) => {
+    const removed = await tx.query<{ resultSha256: string | null }>(
+      `DELETE FROM jobs WHERE finished_at < now() - make_interval(secs => $1::float8)
+       RETURNING result_sha256 AS "resultSha256"`,
+      [jobSeconds],
+    );
+    await tx.query(
+      `DELETE FROM idempotency_keys WHERE created_at < now() - make_interval(secs => $1::float8)`,
+      [keySeconds],
+    );
+    const hashes = [...new Set(removed.map((row) => row.resultSha256).filter((hash) => hash !== null))];
+    if (hashes.length === 0) return [];
+    const stillUsed = await tx.query<{ sha: string }>(
+      `SELECT result_sha256 AS sha FROM jobs WHERE result_sha256 = ANY($1)
+       UNION SELECT artifact_sha256 FROM model_versions WHERE artifact_sha256 = ANY($1)`,
+      [hashes],
+    );
+    const used = new Set(stillUsed.map((row) => row.sha));
+    return hashes.filter((hash) => !used.has(hash));
+  });
+}
+
+/** Webhook deliveries due now, each held for `holdMs` so that one dispatcher at a time sends it. */
+export async function claimWebhooks(db: Queryable, limit: number, holdMs: number): Promise<JobRecord[]> {
+  return db.query<JobRecord>(
+    `UPDATE jobs SET webhook_next_at = now() + make_interval(secs => $2::float8 / 1000)
+     WHERE id IN (SELECT id FROM jobs WHERE webhook_status = 'pending' AND webhook_next_at <= now()
+                  ORDER BY webhook_next_at LIMIT $1 FOR UPDATE SKIP LOCKED)
+     RETURNING ${JOB_COLUMNS}`,
+    [limit, holdMs],
+  );
+}
+
+/** Records one delivery attempt: delivered, failed for good, or due again after `retryInMs`. */
+export async function recordWebhookAttempt(
+  db: Queryable,
+  id: string,
+  attempt: WebhookAttempt,
+  next: { status: 'delivered' | 'failed' } | { status: 'pending'; retryInMs: number },
+): Promise<void> {
+  await db.query(
+    `UPDATE jobs SET webhook_attempts = webhook_attempts || jsonb_build_array($2::jsonb), webhook_status = $3,
+       webhook_next_at = CASE WHEN $3 = 'pending' THEN now() + make_interval(secs => $4::float8 / 1000) END
+     WHERE id = $1`,
+    [id, JSON.stringify(attempt), next.status, next.status === 'pending' ? next.retryInMs : 0],
+  );
+}

@@ -1,0 +1,397 @@
+// Async jobs over HTTP on one in-process platform (API + worker): submit → 202 → long-poll → result equal
+// to /predict; every failure mode of the job routes; idempotency keys; tenant isolation and scopes;
+// cancel; list with filters and cursors; retries to a dead letter; results in the artifact store; signed
+// webhooks (retried, every attempt recorded) and the SSRF refusal; the workers list.
+import assert from 'node:assert/strict';
+import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { after, before, describe, it } from 'node:test';
+import { buildModel } from '../examples/onnx-writer.ts';
+import { verifyWebhook } from '../src/webhooks/signature.ts';
+import { assertProblem, deployModel } from './helpers/api.ts';
+import { buildIdentityModel, startTestPlatform, type TestPlatform } from './helpers/platform.ts';
+
+/** y = x · x: a valid product only for a batch of exactly 3 rows; any other batch fails at run time. */
+const squareModel = () =>
+  buildModel({
+    name: 'square',
+    inputs: [{ name: 'x', type: 'float32', shape: ['batch', 3] }],
+    outputs: [{ name: 'y', type: 'float32', shape: ['batch', 3] }],
+    nodes: [{ opType: 'MatMul', inputs: ['x', 'x'], outputs: ['y'] }],
+  });
+
+interface Delivery {
+  headers: IncomingHttpHeaders;
+  body: string;
+}
+
+/** A webhook receiver on 127.0.0.1 answering the given statuses in turn (then 200). */
+async function startReceiver(statuses: number[] = []) {
+  const deliveries: Delivery[] = [];
+  const server: Server = createServer((request, response) => {
+    const chunks: Buffer[] = [];
+    request.on('data', (chunk: Buffer) => chunks.push(chunk));
+    request.on('end', () => {
+      deliveries.push({ headers: request.headers, body: Buffer.concat(chunks).toString() });
+      response.writeHead(statuses.shift() ?? 200).end();
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}/hook`,
+    deliveries,
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}
+
+async function eventually<T>(read: () => Promise<T>, done: (value: T) => boolean, what: string): Promise<T> {
+  const deadline = Date.now() + 15_000;
+  for (;;) {
+    const value = await read();
+    if (done(value)) return value;
+    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}: ${JSON.stringify(value)}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+describe('async jobs over HTTP', () => {
+  let tp: TestPlatform;
+  let key: string;
+  let otherTenantKey: string;
+  let readKey: string;
+  let predictKey: string;
+
+  before(async () => {
+    tp = await startTestPlatform({
+      config: {
+        jobRetryBaseMs: 10,
+        jobPollMs: 200,
+        webhookAllowPrivateNetworks: true,
+        webhookRetryBaseMs: 10,
+        drainGraceMs: 1000,
+      },
+    });
+    key = tp.adminKey;
+    await deployModel(tp, key, 'identity', buildIdentityModel(3));
+    await deployModel(tp, key, 'square', squareModel());
+    const client = tp.client();
+    otherTenantKey = (await client.createTenant('other')).admin_key.key;
+    readKey = (await client.createKey({ scopes: ['read'] })).key;
+    predictKey = (await client.createKey({ scopes: ['predict'] })).key;
+  });
+  after(() => tp.close());
+
+  const submit = (model: string, json: unknown, options: { key?: string; idempotencyKey?: string } = {}) =>
+    tp.call('POST', `/v1/models/${model}/jobs`, {
+      key: options.key ?? key,
+      json,
+      headers: options.idempotencyKey === undefined ? {} : { 'idempotency-key': options.idempotencyKey },
+    });
+  const getJob = (id: string, query = '', as = key) => tp.call('GET', `/v1/jobs/${id}${query}`, { key: as });
+
+  it('submit answers 202 once committed; a long poll returns the same result /predict gives', async () => {
+    const body = { instances: [[1, 2, 3]] };
+    const submitted = await submit('identity', body);
+    assert.equal(submitted.status, 202, JSON.stringify(submitted.body));
+    assert.match(submitted.body.id, /^job_[a-z2-7]+$/);
+    assert.ok(['queued', 'running', 'succeeded'].includes(submitted.body.status));
+    assert.equal(submitted.body.links.self, `/v1/jobs/${submitted.body.id}`);
+    assert.equal(submitted.headers.get('location'), `/v1/jobs/${submitted.body.id}`);
+
+    const done = await getJob(submitted.body.id, '?wait=10');
+    assert.equal(done.status, 200);
+    assert.equal(done.body.status, 'succeeded');
+    assert.equal(done.body.attempts, 1);
+    assert.equal(done.body.version, 1);
+    assert.ok(done.body.queued_at && done.body.started_at && done.body.finished_at);
+    const predicted = await tp.call('POST', '/v1/models/identity/predict', { key, json: body });
+    assert.deepEqual(done.body.result, predicted.body);
+  });
+
+  it('refuses bad submits with clear problems, storing nothing', async () => {
+    const before = (await tp.call('GET', '/v1/jobs?limit=1000', { key })).body.jobs.length;
+    assertProblem(await submit('missing', { instances: [[1, 2, 3]] }), 404, 'model_not_found');
+    assertProblem(await submit('identity', { instances: [[1, 2]] }), 400, 'invalid_input');
+    assertProblem(await submit('identity', { rows: [[1, 2, 3]] }), 400, 'bad_request');
+    assertProblem(await submit('identity', { instances: [[1, 2, 3]], version: 9 }), 404, 'version_not_found');
+    assertProblem(await submit('identity', { instances: [[1, 2, 3]], priority: 'high' }), 400, 'bad_request');
+    assertProblem(
+      await submit('identity', { instances: [[1, 2, 3]], webhook_url: 'ftp://example.com/x' }),
+      400,
+      'bad_request',
+    );
+    assertProblem(await submit('identity', [1, 2, 3]), 400, 'bad_request');
+    assertProblem(
+      await tp.call('POST', '/v1/models/identity/jobs', {
+        key,
+        body: '{"instances": [[1, 2',
+        headers: { 'content-type': 'application/json' },
+      }),
+      400,
+      'invalid_json',
+    );
+    assertProblem(
+      await submit('identity', { instances: [[1, 2, 3]] }, { idempotencyKey: 'x'.repeat(300) }),
+      400,
+      'bad_request',
+    );
+    assertProblem(
+      await submit('identity', { instances: [[1, 2, 3]] }, { key: 'mg_nope' }),
+      401,
+      'unauthenticated',
+    );
+    assertProblem(await submit('identity', { instances: [[1, 2, 3]] }, { key: readKey }), 403, 'forbidden');
+    const after = (await tp.call('GET', '/v1/jobs?limit=1000', { key })).body.jobs.length;
+    assert.equal(after, before);
+  });
+
+  it('refuses bad reads: unknown ids, waits out of range, unknown filters', async () => {
+    assertProblem(await getJob('job_nope'), 404, 'job_not_found');
+    assertProblem(await getJob('job_nope', '?wait=61'), 400, 'bad_request');
+    assertProblem(await getJob('job_nope', '?wait=-1'), 400, 'bad_request');
+    assertProblem(await getJob('job_nope', '?wait=abc'), 400, 'bad_request');
+    assertProblem(await getJob('job_nope', '?color=red'), 400, 'bad_request');
+    assertProblem(await tp.call('GET', '/v1/jobs?status=done', { key }), 400, 'bad_request');
+    assertProblem(await tp.call('GET', '/v1/jobs?limit=0', { key }), 400, 'bad_request');
+    assertProblem(await tp.call('POST', '/v1/jobs/job_nope/cancel', { key }), 404, 'job_not_found');
+  });
+
+  it('an Idempotency-Key returns the same job for the same body, and 422 for another body', async () => {
+    const body = { instances: [[4, 5, 6]] };
+    const first = await submit('identity', body, { idempotencyKey: 'order-17' });
+    const again = await submit('identity', body, { idempotencyKey: 'order-17' });
+    assert.equal(first.status, 202);
+    assert.equal(again.status, 202);
+    assert.equal(again.body.id, first.body.id);
+    assert.equal(again.headers.get('idempotent-replayed'), 'true');
+    const other = await submit('identity', { instances: [[7, 8, 9]] }, { idempotencyKey: 'order-17' });
+    assertProblem(other, 422, 'idempotency_key_reused');
+    assert.equal(other.body.job_id, first.body.id);
+    // Keys belong to a tenant: the other tenant's same key is a job of its own.
+    await deployModel(tp, otherTenantKey, 'identity', buildIdentityModel(3));
+    const theirs = await submit('identity', body, { key: otherTenantKey, idempotencyKey: 'order-17' });
+    assert.equal(theirs.status, 202);
+    assert.notEqual(theirs.body.id, first.body.id);
+  });
+
+  it('concurrent submits with one Idempotency-Key make exactly one job', async () => {
+    const answers = await Promise.all(
+      Array.from({ length: 10 }, () =>
+        submit('identity', { instances: [[1, 1, 1]] }, { idempotencyKey: 'burst-1' }),
+      ),
+    );
+    assert.deepEqual(
+      answers.map((answer) => answer.status),
+      Array(10).fill(202),
+    );
+    assert.equal(new Set(answers.map((answer) => answer.body.id)).size, 1);
+  });
+
+  it("another tenant's job is 404 everywhere and absent from its list", async () => {
+    const mine = await submit('identity', { instances: [[1, 2, 3]] });
+    assertProblem(await getJob(mine.body.id, '', otherTenantKey), 404, 'job_not_found');
+    assertProblem(await getJob(mine.body.id, '?wait=1', otherTenantKey), 404, 'job_not_found');
+    assertProblem(
+      await tp.call('POST', `/v1/jobs/${mine.body.id}/cancel`, { key: otherTenantKey }),
+      404,
+      'job_not_found',
+    );
+    const theirs = await tp.call('GET', '/v1/jobs?limit=1000', { key: otherTenantKey });
+    assert.ok(theirs.body.jobs.every((job: { id: string }) => job.id !== mine.body.id));
+  });
+
+  it('predict keys submit and read jobs; read keys read', async () => {
+    const submitted = await submit('identity', { instances: [[3, 2, 1]] }, { key: predictKey });
+    assert.equal(submitted.status, 202);
+    assert.equal((await getJob(submitted.body.id, '?wait=10', predictKey)).body.status, 'succeeded');
+    assert.equal((await getJob(submitted.body.id, '', readKey)).status, 200);
+    assertProblem(
+      await tp.call('POST', `/v1/jobs/${submitted.body.id}/cancel`, { key: readKey }),
+      403,
+      'forbidden',
+    );
+  });
+
+  it('a job failing at run time is retried with backoff, then failed with its last error', async () => {
+    // Two rows: the square model fails on any batch that is not 3 rows.
+    const submitted = await submit('square', {
+      instances: [
+        [1, 0, 0],
+        [0, 1, 0],
+      ],
+    });
+    const done = await getJob(submitted.body.id, '?wait=20');
+    assert.equal(done.body.status, 'failed');
+    assert.equal(done.body.attempts, 3);
+    assert.equal(done.body.error.code, 'inference_failed');
+    assert.equal(done.body.result, null);
+    // The same model succeeds on a batch it can multiply.
+    const ok = await submit('square', {
+      instances: [
+        [1, 0, 0],
+        [0, 1, 0],
+        [0, 0, 1],
+      ],
+    });
+    assert.equal((await getJob(ok.body.id, '?wait=10')).body.status, 'succeeded');
+  });
+
+  it('cancel: a finished job is 409; canceling returns the job as canceled', async () => {
+    const done = await submit('identity', { instances: [[1, 2, 3]] });
+    await getJob(done.body.id, '?wait=10');
+    assertProblem(await tp.call('POST', `/v1/jobs/${done.body.id}/cancel`, { key }), 409, 'conflict');
+  });
+
+  it('lists jobs newest first, filtered by model and status, page by page', async () => {
+    const ids = [];
+    for (let i = 0; i < 3; i++)
+      ids.push(
+        (
+          await submit('square', {
+            instances: [
+              [1, 0, 0],
+              [0, 1, 0],
+              [0, 0, 1],
+            ],
+          })
+        ).body.id,
+      );
+    const first = await tp.call('GET', '/v1/jobs?model=square&limit=2', { key });
+    assert.equal(first.status, 200);
+    assert.equal(first.body.jobs.length, 2);
+    assert.deepEqual(
+      first.body.jobs.map((job: { id: string }) => job.id),
+      [ids[2], ids[1]],
+    );
+    const second = await tp.call('GET', `/v1/jobs?model=square&limit=2&cursor=${first.body.next_cursor}`, {
+      key,
+    });
+    assert.equal(second.body.jobs[0].id, ids[0]);
+    assert.ok(second.body.jobs.every((job: { model: string }) => job.model === 'square'));
+    const failed = await tp.call('GET', '/v1/jobs?status=failed', { key });
+    assert.ok(failed.body.jobs.length >= 1);
+    assert.ok(failed.body.jobs.every((job: { status: string }) => job.status === 'failed'));
+  });
+
+  it('delivers a signed webhook, retrying a failing endpoint and recording every attempt', async () => {
+    const receiver = await startReceiver([500]);
+    try {
+      const submitted = await submit('identity', { instances: [[1, 2, 3]], webhook_url: receiver.url });
+      const job = await eventually(
+        async () => (await getJob(submitted.body.id)).body,
+        (body) => body.webhook?.status === 'delivered',
+        'the webhook to be delivered',
+      );
+      assert.equal(job.webhook.attempts.length, 2);
+      assert.equal(job.webhook.attempts[0].ok, false);
+      assert.equal(job.webhook.attempts[0].status, 500);
+      assert.equal(job.webhook.attempts[1].ok, true);
+      assert.equal(receiver.deliveries.length, 2);
+      const { secret } = (await tp.call('GET', '/v1/webhook-secret', { key })).body;
+      assert.match(secret, /^whsec_/);
+      for (const delivery of receiver.deliveries) {
+        assert.equal(verifyWebhook(secret, delivery.headers, delivery.body), true);
+        assert.equal(delivery.headers['webhook-id'], `msg_${submitted.body.id}`);
+      }
+      const payload = JSON.parse(receiver.deliveries[1]!.body);
+      assert.equal(payload.type, 'job.succeeded');
+      assert.equal(payload.data.id, submitted.body.id);
+      assert.deepEqual(payload.data.result.outputs, { y: [[1, 2, 3]] });
+      // Another tenant's secret does not verify our deliveries.
+      const theirs = (await tp.call('GET', '/v1/webhook-secret', { key: otherTenantKey })).body.secret;
+      assert.equal(
+        verifyWebhook(theirs, receiver.deliveries[0]!.headers, receiver.deliveries[0]!.body),
+        false,
+      );
+    } finally {
+      await receiver.close();
+    }
+  });
+
+  it('workers are listed for operator admins only', async () => {
+    const listed = await tp.call('GET', '/v1/workers', { key });
+    assert.equal(listed.status, 200);
+    const worker = listed.body.workers.find((entry: { id: string }) => entry.id === tp.platform.worker!.id);
+    assert.ok(worker, JSON.stringify(listed.body));
+    assert.equal(worker.status, 'active');
+    assert.equal(worker.pid, process.pid);
+    assertProblem(await tp.call('GET', '/v1/workers', { key: otherTenantKey }), 403, 'forbidden');
+    assertProblem(await tp.call('GET', '/v1/workers', { key: readKey }), 403, 'forbidden');
+  });
+});
+
+describe('jobs: results in the artifact store, private webhook targets refused', () => {
+  let tp: TestPlatform;
+
+  before(async () => {
+    tp = await startTestPlatform({
+      config: { inlineResultBytes: 0, webhookMaxAttempts: 1, jobPollMs: 100, drainGraceMs: 1000 },
+    });
+    await deployModel(tp, tp.adminKey, 'identity', buildIdentityModel(3));
+  });
+  after(() => tp.close());
+
+  it('a result over the inline limit is kept in the artifact store and read back whole', async () => {
+    const submitted = await tp.call('POST', '/v1/models/identity/jobs', {
+      key: tp.adminKey,
+      json: { instances: [[1, 2, 3]] },
+    });
+    const done = await tp.call('GET', `/v1/jobs/${submitted.body.id}?wait=10`, { key: tp.adminKey });
+    assert.equal(done.body.status, 'succeeded');
+    assert.deepEqual(done.body.result, { model: 'identity', version: 1, outputs: { y: [[1, 2, 3]] } });
+    const [row] = await tp.platform.db.query<{ result: unknown; sha: string | null }>(
+      'SELECT result, result_sha256 AS sha FROM jobs WHERE id = $1',
+      [submitted.body.id],
+    );
+    assert.equal(row!.result, null);
+    assert.match(row!.sha ?? '', /^[0-9a-f]{64}$/);
+  });
+
+  it('a webhook to a loopback address is refused, recorded, and given up after the last attempt', async () => {
+    const receiver = await startReceiver();
+    try {
+      const submitted = await tp.call('POST', '/v1/models/identity/jobs', {
+        key: tp.adminKey,
+        json: { instances: [[1, 2, 3]], webhook_url: receiver.url },
+      });
+      const job = await eventually(
+        async () => (await tp.call('GET', `/v1/jobs/${submitted.body.id}`, { key: tp.adminKey })).body,
+        (body) => body.webhook?.status === 'failed',
+        'the webhook to be given up',
+      );
+      assert.equal(job.status, 'succeeded', 'the job itself is unaffected');
+      assert.equal(job.webhook.attempts.length, 1);
+      assert.match(job.webhook.attempts[0].error, /refused: 127\.0\.0\.1 .*loopback/);
+      assert.equal(receiver.deliveries.length, 0);
+    } finally {
+      await receiver.close();
+    }
+  });
+});
+
+describe('jobs on a gateway without workers', () => {
+  let tp: TestPlatform;
+
+  before(async () => {
+    tp = await startTestPlatform({ config: { workers: false } });
+    await deployModel(tp, tp.adminKey, 'identity', buildIdentityModel(3));
+  });
+  after(() => tp.close());
+
+  it('a job waits queued; canceled before any worker runs it, it stays canceled', async () => {
+    const submitted = await tp.call('POST', '/v1/models/identity/jobs', {
+      key: tp.adminKey,
+      json: { instances: [[1, 2, 3]] },
+    });
+    assert.equal(submitted.body.status, 'queued');
+    assert.equal(tp.platform.worker, undefined);
+    const waited = await tp.call('GET', `/v1/jobs/${submitted.body.id}?wait=0.3`, { key: tp.adminKey });
+    assert.equal(waited.status, 200);
+    assert.equal(waited.body.status, 'queued', 'a long poll ends at its deadline with the job as it is');
+    const canceled = await tp.call('POST', `/v1/jobs/${submitted.body.id}/cancel`, { key: tp.adminKey });
+    assert.equal(canceled.status, 200);
+    assert.equal(canceled.body.status, 'canceled');
+    assert.ok(canceled.body.finished_at);
+  });
+});
