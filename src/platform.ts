@@ -89,6 +89,7 @@ async function assemble(
       timeoutMs: config.timeoutMs,
     },
     maxConcurrentBatches: config.inferenceThreads,
+    maxLoadedModels: config.maxLoadedModels,
   });
   closers.push(() => predictor.close());
   const authenticator = new Authenticator(db);

@@ -111,6 +111,8 @@ export const configSchema = z
     webhookMaxAttempts: z.coerce.number().int().min(1).max(50).default(8),
     /** First webhook retry delay, doubled per attempt with jitter (MODELGATE_WEBHOOK_RETRY_BASE_MS). Default 5000. */
     webhookRetryBaseMs: z.coerce.number().int().min(0).default(5000),
+    /** Most model versions kept loaded per process; least recently used ones are unloaded (MODELGATE_MAX_LOADED_MODELS). */
+    maxLoadedModels: z.coerce.number().int().min(1).default(64),
     /** Log level (MODELGATE_LOG_LEVEL): fatal, error, warn, info, debug, trace, silent. Default info. */
     logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   })

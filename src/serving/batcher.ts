@@ -55,6 +55,11 @@ export class Batcher {
     return this.queue.length;
   }
 
+  /** Nothing queued and nothing running. */
+  get idle(): boolean {
+    return this.queue.length === 0 && this.inFlight === 0;
+  }
+
   /** Queues a request; it fails with `timeout` after `timeoutMs` (default: the settings' timeoutMs). */
   submit(inputs: NamedTensors, timeoutMs = this.settings.timeoutMs): Promise<NamedTensors> {
     if (this.queue.length >= this.settings.maxQueueSize) {

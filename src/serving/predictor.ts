@@ -21,6 +21,8 @@ export interface PredictorOptions {
   defaults: ServingDefaults;
   /** Batches of one model that may run at once: the runtime's thread count. */
   maxConcurrentBatches: number;
+  /** Most model versions kept loaded; the least recently used idle one is unloaded beyond it. */
+  maxLoadedModels: number;
 }
 
 export interface Prediction extends ResolvedVersion {
@@ -40,6 +42,8 @@ export class Predictor {
   private readonly served = new Map<string, ServedVersion>();
   /** Versions whose model the runtime has loaded (answers the v2 ready endpoints). */
   private readonly loaded = new Set<string>();
+  /** Loaded versions, least recently used first. */
+  private readonly recent = new Map<string, true>();
 
   constructor(private readonly options: PredictorOptions) {}
 
@@ -71,6 +75,7 @@ export class Predictor {
   ) {
     const resolved = this.resolve(tenantId, name, versionNumber);
     const served = this.servedVersion(resolved);
+    this.touch(versionKey(resolved.version));
     const startedMs = performance.now();
     try {
       validateInputs(inputs, resolved.version.signature.inputs);
@@ -92,6 +97,29 @@ export class Predictor {
     const path = await this.options.artifacts.localPath(version.artifactSha256);
     await this.options.runtime.load(versionKey(version), path);
     this.loaded.add(versionKey(version));
+    this.touch(versionKey(version));
+  }
+
+  /** Marks a version used now; beyond maxLoadedModels, unloads the least recently used idle ones. */
+  private touch(key: string): void {
+    this.recent.delete(key);
+    this.recent.set(key, true);
+    if (this.recent.size > this.options.maxLoadedModels) {
+      this.evictLeastRecentlyUsed().catch(() => undefined);
+    }
+  }
+
+  private async evictLeastRecentlyUsed(): Promise<void> {
+    for (const key of [...this.recent.keys()]) {
+      if (this.recent.size <= this.options.maxLoadedModels) return;
+      const served = this.served.get(key);
+      // In use: keep it; a later call evicts it once it is idle.
+      if (served && !served.batcher.idle) continue;
+      this.recent.delete(key);
+      this.served.delete(key);
+      this.loaded.delete(key);
+      await this.options.runtime.unload(key);
+    }
   }
 
   private servedVersion({ model, version }: ResolvedVersion): ServedVersion {
@@ -152,6 +180,7 @@ export class Predictor {
       if (remaining.has(key)) continue;
       served?.batcher.close();
       this.loaded.delete(key);
+      this.recent.delete(key);
       await this.options.runtime.unload(key);
     }
   }
