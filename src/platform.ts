@@ -167,8 +167,11 @@ async function assemble(
     );
   }
 
-  await jobs.start();
-  closers.push(() => jobs.close());
+  if (app) {
+    // Long polls on this gateway are woken by notices of finished jobs.
+    await jobs.start();
+    closers.push(() => jobs.close());
+  }
   let worker: JobWorker | undefined;
   if (config.workers) {
     worker = new JobWorker({ db, catalog, predictor, artifacts, logger, config });
