@@ -64,18 +64,11 @@ const FINISHED = `finished_at = now(), lease_owner = NULL, lease_expires_at = NU
   webhook_status = CASE WHEN webhook_url IS NULL THEN NULL ELSE 'pending' END,
   webhook_next_at = CASE WHEN webhook_url IS NULL THEN NULL ELSE now() END`;
 
-export interface NewJob {
-  /** From newJobId(): known before the insert, so an idempotency key can point at it first. */
-  id: string;
-  tenantId: string;
-  modelName: string;
-  modelVersion: number;
-  input: Record<string, unknown>;
-  priority: number;
-  maxAttempts: number;
-  timeoutMs: number;
-  webhookUrl: string | undefined;
-}
+/** A job to queue; its id comes from newJobId(), so an idempotency key can point at it before the insert. */
+export type NewJob = Pick<
+  JobRecord,
+  'id' | 'tenantId' | 'modelName' | 'modelVersion' | 'input' | 'priority' | 'maxAttempts' | 'timeoutMs'
+> & { webhookUrl: string | undefined };
 
 export const newJobId = () => newId('job');
 
