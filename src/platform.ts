@@ -1,5 +1,7 @@
 // Assembles one modelgate process from its parts: store, artifact store, runtime, catalogue, predictor,
 // registry, authentication and the HTTP server; and takes them down again in order.
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { Readable } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
@@ -8,7 +10,7 @@ import { bootstrapAccounts, type CreatedKey } from './auth/accounts.ts';
 import { Authenticator } from './auth/authenticator.ts';
 import type { Config } from './config/config.ts';
 import { buildServer } from './http/server.ts';
-import { createMetrics } from './observability/metrics.ts';
+import { createMetrics, type Metrics } from './observability/metrics.ts';
 import { Registry } from './registry/registry.ts';
 import { OnnxRuntime } from './runtime/onnx.ts';
 import { Catalog } from './serving/catalog.ts';
@@ -30,6 +32,8 @@ export interface Platform {
   url: string | undefined;
   /** This process's job worker, when it runs one (config `workers`). */
   worker: JobWorker | undefined;
+  /** Where a worker-only process serves /metrics and /healthz (config `metricsPort`). */
+  metricsUrl: string | undefined;
   /** The admin key generated for a fresh database (print it once), if one was generated. */
   generatedAdminKey: CreatedKey | undefined;
   registry: Registry;
@@ -174,7 +178,7 @@ async function assemble(
   }
   let worker: JobWorker | undefined;
   if (config.workers) {
-    worker = new JobWorker({ db, catalog, predictor, artifacts, logger, config });
+    worker = new JobWorker({ db, catalog, predictor, artifacts, logger, metrics, config });
     await worker.start();
     closers.push(() => worker!.drain());
     const webhooks = new WebhookDispatcher({ db, logger, config });
@@ -183,6 +187,10 @@ async function assemble(
   }
 
   const url = app ? await app.listen({ host: config.host, port: config.port }) : undefined;
+  const metricsUrl =
+    !app && config.metricsPort !== undefined
+      ? await serveMetrics(metrics, config.host, config.metricsPort, closers)
+      : undefined;
   ready = true;
   logger.info(
     { url, driver: db.driver, inferenceThreads: config.inferenceThreads, worker: worker?.id },
@@ -193,6 +201,7 @@ async function assemble(
     app,
     url,
     worker,
+    metricsUrl,
     generatedAdminKey,
     registry,
     db,
@@ -201,6 +210,34 @@ async function assemble(
       await closeAll();
     },
   };
+}
+
+/** A worker-only process's own small HTTP server: /metrics for Prometheus, /healthz for probes. */
+async function serveMetrics(
+  metrics: Metrics,
+  host: string,
+  port: number,
+  closers: (() => Promise<void> | void)[],
+): Promise<string> {
+  const server = createServer((request, response) => {
+    if (request.method === 'GET' && request.url === '/metrics') {
+      metrics.registry.metrics().then(
+        (text) => response.writeHead(200, { 'content-type': metrics.registry.contentType }).end(text),
+        () => response.writeHead(500).end(),
+      );
+    } else if (request.method === 'GET' && request.url === '/healthz') {
+      response.writeHead(200, { 'content-type': 'application/json' }).end('{"status":"ok"}');
+    } else {
+      response.writeHead(404).end();
+    }
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, resolve);
+  });
+  closers.push(() => new Promise<void>((resolve) => server.close(() => resolve())));
+  const { port: bound } = server.address() as AddressInfo;
+  return `http://${host.includes(':') ? `[${host}]` : host}:${bound}`;
 }
 
 /** The example models (built from examples/), deployed into the default tenant once. */

@@ -60,7 +60,7 @@ describe('API commands', () => {
   test('--help lists the commands and exits 0', async () => {
     const result = await runCli(['--help']);
     assert.equal(result.code, 0);
-    for (const command of ['serve', 'deploy', 'keys', 'tenants', 'models', 'predict']) {
+    for (const command of ['serve', 'worker', 'deploy', 'keys', 'tenants', 'models', 'predict', 'jobs']) {
       assert.match(result.stdout, new RegExp(`\\b${command}\\b`));
     }
   });
@@ -215,6 +215,45 @@ describe('modelgate serve', () => {
       assert.equal(response.status, 200);
       const body = (await response.json()) as { outputs: { label: number[] } };
       assert.deepEqual(body.outputs.label, [0]);
+
+      const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
+      child.kill('SIGTERM');
+      assert.equal(await exited, 0);
+    } finally {
+      if (child.exitCode === null) child.kill('SIGKILL');
+      await rm(dataDir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('modelgate worker', () => {
+  test('runs without the API, serves /metrics and /healthz on --metrics-port, and stops on SIGTERM', async () => {
+    const dataDir = await mkdtemp(join(tmpdir(), 'modelgate-worker-'));
+    const child = spawn(
+      process.execPath,
+      [BIN, 'worker', '--metrics-port', '0', '--data-dir', dataDir, '--log-level', 'warn'],
+      { env: process.env, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    try {
+      let stderr = '';
+      const metricsUrl = await new Promise<string>((resolve, reject) => {
+        child.stderr.on('data', (chunk: Buffer) => {
+          stderr += chunk;
+          const match =
+            /modelgate worker wrk_\S+ is running \(pid \d+\); metrics at (http:\/\/\S+)\/metrics/.exec(
+              stderr,
+            );
+          if (match) resolve(match[1]!);
+        });
+        child.on('exit', (code) => reject(new Error(`worker exited with ${code}: ${stderr}`)));
+      });
+      const metrics = await fetch(`${metricsUrl}/metrics`);
+      assert.equal(metrics.status, 200);
+      const text = await metrics.text();
+      assert.match(text, /^modelgate_jobs_in_flight 0$/m);
+      assert.match(text, /modelgate_job_attempts_total/);
+      assert.equal((await fetch(`${metricsUrl}/healthz`)).status, 200);
+      assert.equal((await fetch(`${metricsUrl}/v1/models`)).status, 404, 'no API on a worker');
 
       const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
       child.kill('SIGTERM');

@@ -226,6 +226,9 @@ describe('async jobs over HTTP', () => {
     assert.equal(done.body.attempts, 3);
     assert.equal(done.body.error.code, 'inference_failed');
     assert.equal(done.body.result, null);
+    const metrics = (await tp.call('GET', '/metrics')).body as string;
+    assert.match(metrics, /modelgate_job_attempts_total\{model="square",outcome="retried"\} [2-9]/);
+    assert.match(metrics, /modelgate_job_attempts_total\{model="square",outcome="failed"\} [1-9]/);
     // The same model succeeds on a batch it can multiply.
     const ok = await submit('square', {
       instances: [

@@ -18,6 +18,7 @@ interface ServeFlags {
   examples?: boolean;
   workers?: boolean;
   concurrency?: string;
+  metricsPort?: string;
 }
 
 function configFrom(flags: ServeFlags, workers: boolean | undefined) {
@@ -32,6 +33,7 @@ function configFrom(flags: ServeFlags, workers: boolean | undefined) {
     logLevel: flags.logLevel as ConfigInput['logLevel'],
     workers,
     workerConcurrency: flags.concurrency,
+    metricsPort: flags.metricsPort,
   });
 }
 
@@ -86,12 +88,17 @@ export function registerServeCommand(program: Command): void {
     .option('--inference-threads <n>', 'inference threads (default: one per core)')
     .option('--no-batching', 'turn dynamic batching off by default')
     .option('--concurrency <n>', 'jobs run at once (default 64)')
+    .option('--host <host>', 'address of the metrics server (default 127.0.0.1)')
+    .option('--metrics-port <port>', 'serve /metrics and /healthz on this port (0 = any free port)')
     .option('--log-level <level>', 'fatal, error, warn, info, debug, trace or silent')
     .action(async (flags: ServeFlags) => {
       const config = configFrom(flags, true);
       const logger = pino({ level: config.logLevel, base: { component: 'modelgate-worker' } });
       const platform = await startPlatform(config, { logger, http: false });
-      process.stderr.write(`modelgate worker ${platform.worker!.id} is running (pid ${process.pid})\n`);
+      const metrics = platform.metricsUrl ? `; metrics at ${platform.metricsUrl}/metrics` : '';
+      process.stderr.write(
+        `modelgate worker ${platform.worker!.id} is running (pid ${process.pid})${metrics}\n`,
+      );
       closeOnSignal(platform, logger);
     });
 }

@@ -113,6 +113,8 @@ export const configSchema = z
     webhookRetryBaseMs: z.coerce.number().int().min(0).default(5000),
     /** Most model versions kept loaded per process; least recently used ones are unloaded (MODELGATE_MAX_LOADED_MODELS). */
     maxLoadedModels: z.coerce.number().int().min(1).default(64),
+    /** A worker-only process serves /metrics and /healthz on this port (MODELGATE_METRICS_PORT). Default: none. */
+    metricsPort: z.coerce.number().int().min(0).max(65535).optional(),
     /** Log level (MODELGATE_LOG_LEVEL): fatal, error, warn, info, debug, trace, silent. Default info. */
     logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   })

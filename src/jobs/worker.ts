@@ -8,6 +8,7 @@ import type { Logger } from 'pino';
 import type { ArtifactStore } from '../artifacts/store.ts';
 import type { Config } from '../config/config.ts';
 import { isModelgateError } from '../errors.ts';
+import type { Metrics } from '../observability/metrics.ts';
 import type { Catalog } from '../serving/catalog.ts';
 import { predictionToJson, tensorsFromBody, type PredictBody } from '../serving/predict-body.ts';
 import type { Predictor } from '../serving/predictor.ts';
@@ -71,6 +72,7 @@ export class JobWorker {
       predictor: Predictor;
       artifacts: ArtifactStore;
       logger: Logger;
+      metrics: Metrics;
       config: WorkerConfig;
     },
   ) {}
@@ -140,17 +142,26 @@ export class JobWorker {
 
   private launch(job: JobRecord): void {
     this.inFlight.set(job.id, job);
+    this.deps.metrics.jobsInFlight.set(this.inFlight.size);
+    const startedMs = performance.now();
     this.execute(job)
+      .then((outcome) => {
+        const { jobAttempts, jobAttemptDuration } = this.deps.metrics;
+        jobAttempts.inc({ model: job.modelName, outcome });
+        jobAttemptDuration.observe({ model: job.modelName }, (performance.now() - startedMs) / 1000);
+      })
       .catch((error: unknown) =>
         this.deps.logger.error({ err: error, job: job.id }, 'job bookkeeping failed'),
       )
       .finally(() => {
         this.inFlight.delete(job.id);
+        this.deps.metrics.jobsInFlight.set(this.inFlight.size);
         this.notify();
       });
   }
 
-  private async execute(job: JobRecord): Promise<void> {
+  /** Runs one attempt and records it; returns what became of it. */
+  private async execute(job: JobRecord): Promise<'succeeded' | 'retried' | 'failed' | 'lost'> {
     const { config, logger } = this.deps;
     const lease: JobLease = { id: job.id, workerId: this.id, attempt: job.attempts };
     let outcome: JobOutcome | { retry: JobError };
@@ -174,7 +185,11 @@ export class JobWorker {
         : finishJob(this.deps.db, lease, outcome),
     );
     // Not recorded: the job was canceled, or its lease ran out and another worker has it now.
-    if (!recorded) logger.info({ job: job.id, attempt: job.attempts }, 'job result discarded: lease lost');
+    if (!recorded) {
+      logger.info({ job: job.id, attempt: job.attempts }, 'job result discarded: lease lost');
+      return 'lost';
+    }
+    return 'retry' in outcome ? 'retried' : outcome.status;
   }
 
   private async predict(job: JobRecord): Promise<unknown> {

@@ -49,6 +49,24 @@ export function createMetrics() {
       buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256],
       registers: [registry],
     }),
+    jobsInFlight: new Gauge({
+      name: 'modelgate_jobs_in_flight',
+      help: 'Jobs this process is running now.',
+      registers: [registry],
+    }),
+    jobAttempts: new Counter({
+      name: 'modelgate_job_attempts_total',
+      help: 'Job attempts this process ran, by model and outcome (succeeded, retried, failed, lost).',
+      labelNames: ['model', 'outcome'] as const,
+      registers: [registry],
+    }),
+    jobAttemptDuration: new Histogram({
+      name: 'modelgate_job_attempt_duration_seconds',
+      help: 'Time from claiming a job to recording its outcome, by model.',
+      labelNames: ['model'] as const,
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300],
+      registers: [registry],
+    }),
     queueDepth: new Gauge({
       name: 'modelgate_queue_depth',
       help: 'Requests waiting for a batch slot, by model and version.',
