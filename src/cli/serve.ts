@@ -37,11 +37,18 @@ function configFrom(flags: ServeFlags, workers: boolean | undefined) {
   });
 }
 
-/** Closes the platform on SIGINT/SIGTERM (draining its worker); a second signal exits at once. */
+/** Closes the platform on SIGINT/SIGTERM (draining its worker); a second signal ends the process at once. */
 function closeOnSignal(platform: Platform, logger: Logger): void {
   let stopping = false;
-  const stop = (signal: string) => {
-    if (stopping) process.exit(130);
+  const stop = (signal: NodeJS.Signals) => {
+    if (stopping) {
+      // Killed by the signal itself, as if no handler were installed: process.exit() while ONNX Runtime is
+      // running a model on an inference thread aborts the process instead.
+      process.removeAllListeners('SIGINT');
+      process.removeAllListeners('SIGTERM');
+      process.kill(process.pid, signal);
+      return;
+    }
     stopping = true;
     logger.info({ signal }, 'shutting down');
     platform.close().then(

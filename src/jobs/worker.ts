@@ -179,11 +179,14 @@ export class JobWorker {
         'job attempt failed',
       );
     }
+    const delayMs = retryDelayMs(config.jobRetryBaseMs, job.attempts);
     const recorded = await this.withRetries(() =>
       'retry' in outcome
-        ? retryJob(this.deps.db, lease, outcome.retry, retryDelayMs(config.jobRetryBaseMs, job.attempts))
+        ? retryJob(this.deps.db, lease, outcome.retry, delayMs)
         : finishJob(this.deps.db, lease, outcome),
     );
+    // The notice of the requeue arrives before the job is due: look again when it is.
+    if (recorded && 'retry' in outcome) setTimeout(() => this.notify(), delayMs + 5).unref();
     // Not recorded: the job was canceled, or its lease ran out and another worker has it now.
     if (!recorded) {
       logger.info({ job: job.id, attempt: job.attempts }, 'job result discarded: lease lost');

@@ -38,12 +38,20 @@ export async function openPostgres(url: string, options: PostgresOptions = {}): 
     ...poolQueryable,
     async transaction(fn) {
       const client = await translating(pool.connect());
+      // The pool stops listening for errors on a client it hands out: a connection dropped mid-transaction
+      // would crash the process. The failing query still rejects, so the caller sees the error.
+      const onError = () => {};
+      client.on('error', onError);
+      const release = (error?: Error) => {
+        client.off('error', onError);
+        client.release(error);
+      };
       const tx = queryableOf(client);
       try {
         await tx.query('BEGIN');
         const result = await fn(tx);
         await tx.query('COMMIT');
-        client.release();
+        release();
         return result;
       } catch (error) {
         // A connection that cannot even roll back is destroyed rather than returned to the pool.
@@ -51,7 +59,7 @@ export async function openPostgres(url: string, options: PostgresOptions = {}): 
           () => undefined,
           (failure: unknown) => failure as Error,
         );
-        client.release(rollbackError);
+        release(rollbackError);
         throw error;
       }
     },
