@@ -35,9 +35,12 @@ export async function openLocalArtifactStore(root: string): Promise<ArtifactStor
           callback(null, chunk);
         },
       });
+      const file = createWriteStream(path);
       try {
-        await pipeline(source, meter, createWriteStream(path));
+        await pipeline(source, meter, file);
       } catch (error) {
+        // The file may still be opening when the pipeline fails: removed before it exists, it would stay.
+        if (!file.closed) await new Promise<void>((resolve) => file.once('close', () => resolve()));
         await rm(path, { force: true });
         throw error;
       }

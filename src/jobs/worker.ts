@@ -28,7 +28,13 @@ import {
   type JobOutcome,
   type JobRecord,
 } from '../store/jobs.ts';
-import { heartbeatWorker, markGoneWorkers, registerWorker, setWorkerStatus } from '../store/workers.ts';
+import {
+  heartbeatWorker,
+  listActiveWorkerIds,
+  markGoneWorkers,
+  registerWorker,
+  setWorkerStatus,
+} from '../store/workers.ts';
 import { storeResult } from './results.ts';
 
 export type WorkerConfig = Pick<
@@ -49,6 +55,13 @@ const MIN_KEY_RETENTION_SECONDS = 24 * 3600;
 const MAX_RETRY_DELAY_MS = 5 * 60_000;
 const HOUSEKEEPING_INTERVAL_MS = 60_000;
 
+/** FNV-1a: a cheap, stable spread of job ids over workers. */
+function hashOf(text: string): number {
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) hash = Math.imul(hash ^ text.charCodeAt(i), 0x01000193) >>> 0;
+  return hash;
+}
+
 /** Exponential backoff with jitter: base × 2^(attempt-1), capped, then a random 50-100% of it. */
 export function retryDelayMs(baseMs: number, attempt: number): number {
   const full = Math.min(baseMs * 2 ** (attempt - 1), MAX_RETRY_DELAY_MS);
@@ -64,6 +77,8 @@ export class JobWorker {
   private loop: Promise<void> | undefined;
   private timers: NodeJS.Timeout[] = [];
   private unlisten: (() => Promise<void>) | undefined;
+  /** The active workers (this one included), as of the last heartbeat. */
+  private peers: string[] = [];
 
   constructor(
     private readonly deps: {
@@ -80,7 +95,8 @@ export class JobWorker {
   async start(): Promise<void> {
     const { db, config } = this.deps;
     await registerWorker(db, { id: this.id, host: hostname(), pid: process.pid });
-    this.unlisten = await db.listen(JOBS_QUEUED_CHANNEL, () => this.notify(), {
+    await this.refreshPeers();
+    this.unlisten = await db.listen(JOBS_QUEUED_CHANNEL, (jobId) => this.onQueued(jobId), {
       onReconnect: () => this.notify(),
     });
     this.every(config.jobLeaseMs / 3, () => this.heartbeat());
@@ -97,6 +113,23 @@ export class JobWorker {
     }, ms);
     timer.unref();
     this.timers.push(timer);
+  }
+
+  /**
+   * A job was queued. Every worker hears it, but only one, picked by the job id among the active workers,
+   * claims at once: the others would only race it to an empty claim. Should that one be busy or gone, the
+   * job waits for the next claim any worker makes (a finished job, or the poll).
+   */
+  private onQueued(jobId: string): void {
+    const { peers } = this;
+    const index = peers.indexOf(this.id);
+    if (jobId === '' || peers.length <= 1 || index < 0 || hashOf(jobId) % peers.length === index) {
+      this.notify();
+    }
+  }
+
+  private async refreshPeers(): Promise<void> {
+    this.peers = await listActiveWorkerIds(this.deps.db, this.deps.config.jobLeaseMs);
   }
 
   private notify(): void {
@@ -239,6 +272,7 @@ export class JobWorker {
       rss_bytes: process.memoryUsage.rss(),
       cpu_seconds: (cpu.user + cpu.system) / 1e6,
     });
+    await this.refreshPeers();
   }
 
   private async housekeeping(): Promise<void> {

@@ -60,3 +60,13 @@ export async function listWorkers(db: Queryable, leaseMs: number): Promise<Worke
     [leaseMs],
   );
 }
+
+/** Ids of the workers that heartbeated within `leaseMs` and are taking work, in a stable order. */
+export async function listActiveWorkerIds(db: Queryable, leaseMs: number): Promise<string[]> {
+  const rows = await db.query<{ id: string }>(
+    `SELECT id FROM workers
+     WHERE status = 'active' AND heartbeat_at > now() - make_interval(secs => $1::float8 / 1000) ORDER BY id`,
+    [leaseMs],
+  );
+  return rows.map((row) => row.id);
+}
