@@ -5,9 +5,8 @@
 // throughput (K jobs from concurrent submitters until all have finished) and submit-to-result latency
 // (one job at a time on an idle system). Prints two tables and the targets, and writes
 // bench/results/queue.json. Run: npm run bench:queue -- --help
-import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, cpus, loadavg, totalmem } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -60,6 +59,7 @@ import {
   type WorkloadId,
 } from './queue/system.ts';
 import { buildJobWorkload, type JobWorkload } from './queue/workloads.ts';
+import { describeSource, readPackageVersion } from './lib/source.ts';
 
 const PAUSE_BETWEEN_PHASES_MS = 300;
 const PAUSE_BEFORE_RETRY_MS = 2000;
@@ -352,22 +352,6 @@ async function measureSystem(
     await running?.stop();
     if (schema) await dropSchema(options.databaseUrl, schema);
   }
-}
-
-/** The modelgate code measured: its commit, and the files changed but not committed yet. */
-function describeSource(): { commit: string; uncommittedChanges: string[] } | undefined {
-  try {
-    const git = (...args: string[]) => execFileSync('git', args, { cwd: REPO_ROOT, encoding: 'utf8' }).trim();
-    const changes = git('status', '--porcelain', '--', 'src', 'bin', 'examples', 'package-lock.json');
-    return { commit: git('rev-parse', 'HEAD'), uncommittedChanges: changes.split('\n').filter(Boolean) };
-  } catch {
-    return undefined;
-  }
-}
-
-function readPackageVersion(name: string): string {
-  const path = join(REPO_ROOT, 'node_modules', name, 'package.json');
-  return (JSON.parse(readFileSync(path, 'utf8')) as { version: string }).version;
 }
 
 async function main(): Promise<void> {

@@ -3,9 +3,8 @@
 // 127.0.0.1: (a) a fixed-response node:http ceiling, (b) the hand-written bare onnxruntime-node peer,
 // (c) modelgate with batching off and (d) modelgate with batching on. Prints a table and the issue's
 // targets, and writes bench/results/realtime.json. Run: npm run bench:realtime -- --help
-import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, cpus, loadavg, totalmem } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -34,6 +33,7 @@ import {
   type ServerInputs,
 } from './lib/servers.ts';
 import { buildWorkload, MODEL_NAMES, type ModelName, type Workload } from './lib/workload.ts';
+import { describeSource, readPackageVersion } from './lib/source.ts';
 
 // Keep-alive sockets of the previous cell close before the next one opens its connections.
 const PAUSE_BETWEEN_CELLS_MS = 300;
@@ -339,22 +339,6 @@ async function checkDeployedModels(server: ServerProcess, context: RunContext): 
       throw new Error(`${server.label}: ${workload.model} is ${deployed}, the peer loads ${ours}`);
     }
   }
-}
-
-/** The modelgate code measured: its commit, and the files others had changed but not committed yet. */
-function describeSource(): { commit: string; uncommittedChanges: string[] } | undefined {
-  try {
-    const git = (...args: string[]) => execFileSync('git', args, { cwd: REPO_ROOT, encoding: 'utf8' }).trim();
-    const changes = git('status', '--porcelain', '--', 'src', 'bin', 'examples', 'package-lock.json');
-    return { commit: git('rev-parse', 'HEAD'), uncommittedChanges: changes.split('\n').filter(Boolean) };
-  } catch {
-    return undefined;
-  }
-}
-
-function readPackageVersion(name: string): string {
-  const path = join(REPO_ROOT, 'node_modules', name, 'package.json');
-  return (JSON.parse(readFileSync(path, 'utf8')) as { version: string }).version;
 }
 
 async function main(): Promise<void> {
