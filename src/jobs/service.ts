@@ -24,6 +24,7 @@ import {
   type JobRecord,
 } from '../store/jobs.ts';
 import { checkWebhookUrl } from '../webhooks/send.ts';
+import { Alarm } from './alarm.ts';
 import { readResult } from './results.ts';
 
 /** The job fields of a submit body; the rest is the prediction body. */
@@ -127,29 +128,17 @@ export class JobService {
   /** The job; with `waitSeconds`, waits up to that long for it to finish first. */
   async get(tenantId: string, id: string, waitSeconds = 0): Promise<JobRecord> {
     const deadline = Date.now() + waitSeconds * 1000;
-    // A notice may arrive while the job is being read: it is remembered, and the next read follows at once.
-    const notice = { arrived: false, wake: () => {} };
-    const waiter = () => {
-      notice.arrived = true;
-      notice.wake();
-    };
+    // A notice that arrives while the job is being read is kept: the next read follows at once.
+    const alarm = new Alarm();
+    const waiter = () => alarm.ring();
     if (waitSeconds > 0) this.addWaiter(id, waiter);
     try {
       for (;;) {
-        notice.arrived = false;
         const job = await selectJob(this.deps.db, tenantId, id);
         if (!job) throw jobNotFound(id);
         const remainingMs = deadline - Date.now();
         if (TERMINAL_STATUSES.includes(job.status) || remainingMs <= 0) return job;
-        if (notice.arrived) continue;
-        await new Promise<void>((resolve) => {
-          const timer = setTimeout(resolve, Math.min(remainingMs, WAIT_RECHECK_MS));
-          notice.wake = () => {
-            clearTimeout(timer);
-            resolve();
-          };
-        });
-        notice.wake = () => {};
+        await alarm.sleep(Math.min(remainingMs, WAIT_RECHECK_MS));
       }
     } finally {
       if (waitSeconds > 0) this.removeWaiter(id, waiter);

@@ -8,6 +8,7 @@ import type { Logger } from 'pino';
 import type { ArtifactStore } from '../artifacts/store.ts';
 import type { Config } from '../config/config.ts';
 import { isModelgateError } from '../errors.ts';
+import { Alarm } from './alarm.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import type { Catalog } from '../serving/catalog.ts';
 import { predictionToJson, tensorsFromBody, type PredictBody } from '../serving/predict-body.ts';
@@ -70,10 +71,9 @@ export function retryDelayMs(baseMs: number, attempt: number): number {
 
 export class JobWorker {
   readonly id = newId('wrk');
-  private readonly inFlight = new Map<string, JobRecord>();
+  private readonly inFlight = new Set<string>();
   private stopping = false;
-  private wake: () => void = () => {};
-  private woken = false;
+  private readonly alarm = new Alarm();
   private loop: Promise<void> | undefined;
   private timers: NodeJS.Timeout[] = [];
   private unlisten: (() => Promise<void>) | undefined;
@@ -133,15 +133,13 @@ export class JobWorker {
   }
 
   private notify(): void {
-    this.woken = true;
-    this.wake();
+    this.alarm.ring();
   }
 
   private async run(): Promise<void> {
     const { db, config, logger } = this.deps;
     let recoveredAtMs = 0;
     while (!this.stopping) {
-      this.woken = false;
       const free = config.workerConcurrency - this.inFlight.size;
       let claimed = 0;
       if (free > 0) {
@@ -159,22 +157,15 @@ export class JobWorker {
           logger.warn({ err: error, worker: this.id }, 'claiming jobs failed; retrying');
         }
       }
-      // More may be waiting: claim again at once while there is room; otherwise wait for a notice.
+      // More may be waiting: claim again at once while there is room; otherwise wait for a notice (one
+      // that came during the claim ends the wait at once) or the poll.
       if (claimed > 0 && claimed === free) continue;
-      if (this.woken && this.inFlight.size < config.workerConcurrency) continue;
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, config.jobPollMs);
-        this.wake = () => {
-          clearTimeout(timer);
-          resolve();
-        };
-      });
-      this.wake = () => {};
+      await this.alarm.sleep(config.jobPollMs);
     }
   }
 
   private launch(job: JobRecord): void {
-    this.inFlight.set(job.id, job);
+    this.inFlight.add(job.id);
     this.deps.metrics.jobsInFlight.set(this.inFlight.size);
     const startedMs = performance.now();
     this.execute(job)
@@ -263,7 +254,7 @@ export class JobWorker {
 
   private async heartbeat(): Promise<void> {
     const { db, config } = this.deps;
-    const held = await renewLeases(db, this.id, [...this.inFlight.keys()], config.jobLeaseMs);
+    const held = await renewLeases(db, this.id, [...this.inFlight], config.jobLeaseMs);
     const cpu = process.cpuUsage();
     await heartbeatWorker(db, this.id, {
       jobs_in_flight: this.inFlight.size,
@@ -290,7 +281,7 @@ export class JobWorker {
   async drain(graceMs = this.deps.config.drainGraceMs): Promise<void> {
     if (this.stopping) return;
     this.stopping = true;
-    this.wake();
+    this.notify();
     for (const timer of this.timers) clearInterval(timer);
     const { db, logger } = this.deps;
     await setWorkerStatus(db, this.id, 'draining').catch(() => undefined);
@@ -299,7 +290,7 @@ export class JobWorker {
     while (this.inFlight.size > 0 && Date.now() < deadline) {
       await new Promise((resolve) => setTimeout(resolve, Math.min(50, deadline - Date.now())));
     }
-    const left = [...this.inFlight.keys()];
+    const left = [...this.inFlight];
     if (left.length > 0) {
       const released = await releaseJobs(db, this.id, left).catch(() => 0);
       logger.warn({ worker: this.id, jobs: released }, 'handed unfinished jobs back to the queue');

@@ -46,6 +46,12 @@ export async function countTenants(db: Queryable): Promise<number> {
 
 /** The tenant's webhook signing secret, made on first use (two racing callers get the same one). */
 export async function ensureWebhookSecret(db: Queryable, tenantId: string): Promise<string> {
+  // Read first: every delivery asks, and only the first needs to write.
+  const [existing] = await db.query<{ secret: string | null }>(
+    'SELECT webhook_secret AS secret FROM tenants WHERE id = $1',
+    [tenantId],
+  );
+  if (existing?.secret) return existing.secret;
   const [row] = await db.query<{ secret: string }>(
     `UPDATE tenants SET webhook_secret = coalesce(webhook_secret, $2) WHERE id = $1
      RETURNING webhook_secret AS secret`,
