@@ -7,6 +7,7 @@ import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { buildModel } from '../examples/onnx-writer.ts';
+import { insertJob, newJobId } from '../src/store/jobs.ts';
 import { verifyWebhook } from '../src/webhooks/signature.ts';
 import { assertProblem, deployModel } from './helpers/api.ts';
 import { buildIdentityModel, startTestPlatform, type TestPlatform } from './helpers/platform.ts';
@@ -396,5 +397,49 @@ describe('jobs on a gateway without workers', () => {
     assert.equal(canceled.status, 200);
     assert.equal(canceled.body.status, 'canceled');
     assert.ok(canceled.body.finished_at);
+  });
+});
+
+describe('jobs meeting a full model queue', () => {
+  let tp: TestPlatform;
+
+  before(async () => {
+    tp = await startTestPlatform({
+      config: { maxQueueSize: 1, jobRetryBaseMs: 10, jobMaxAttempts: 20, jobPollMs: 100, drainGraceMs: 1000 },
+    });
+    await deployModel(tp, tp.adminKey, 'identity', buildIdentityModel(3));
+  });
+  after(() => tp.close());
+
+  it('jobs the batcher refuses with queue_full are retried, not lost', async () => {
+    // Queued in one transaction, they are claimed together: the model queue of 1 refuses most at first.
+    const [tenant] = await tp.platform.db.query<{ id: string }>(
+      `SELECT id FROM tenants WHERE name = 'default'`,
+    );
+    const ids = await tp.platform.db.transaction(async (tx) => {
+      const queued = [];
+      for (let i = 0; i < 10; i++) {
+        const job = await insertJob(tx, {
+          id: newJobId(),
+          tenantId: tenant!.id,
+          modelName: 'identity',
+          modelVersion: 1,
+          input: { instances: [[i, i, i]] },
+          priority: 0,
+          maxAttempts: 20,
+          timeoutMs: 60_000,
+          webhookUrl: undefined,
+        });
+        queued.push(job.id);
+      }
+      return queued;
+    });
+    for (const [i, id] of ids.entries()) {
+      const done = await tp.call('GET', `/v1/jobs/${id}?wait=20`, { key: tp.adminKey });
+      assert.equal(done.body.status, 'succeeded', JSON.stringify(done.body));
+      assert.deepEqual(done.body.result.outputs.y, [[i, i, i]]);
+    }
+    const metrics = (await tp.call('GET', '/metrics')).body as string;
+    assert.match(metrics, /modelgate_job_attempts_total\{model="identity",outcome="retried"\} [1-9]/);
   });
 });
