@@ -84,6 +84,7 @@ const USAGE = `Usage: npm run bench:queue -- [options]
   --graphile-concurrency <n>  jobs one graphile-worker process runs at once (default 64)
   --database-url <url>      Postgres server (env BENCH_DATABASE_URL, TEST_DATABASE_URL; default
                             postgres://postgres@127.0.0.1:5432/test); every system gets a fresh schema, dropped after
+  --modelgate-node-args=<flags>  extra node flags for modelgate processes, e.g. --modelgate-node-args="--cpu-prof"
   --out <file>              results JSON (default bench/results/queue.json)
   --help
 
@@ -107,6 +108,7 @@ interface Options {
   pgBossPollingIntervalSeconds: number;
   graphileConcurrency: number;
   databaseUrl: string;
+  modelgateNodeArgs: string[];
   outPath: string;
 }
 
@@ -140,6 +142,7 @@ function parseOptions(argv: string[], env: NodeJS.ProcessEnv): Options | undefin
       'pg-boss-polling-interval': { type: 'string', default: '0.5' },
       'graphile-concurrency': { type: 'string', default: '64' },
       'database-url': { type: 'string', default: benchDatabaseUrl(env) },
+      'modelgate-node-args': { type: 'string', default: '' },
       out: { type: 'string', default: join(REPO_ROOT, 'bench/results/queue.json') },
       help: { type: 'boolean', default: false },
     },
@@ -169,6 +172,7 @@ function parseOptions(argv: string[], env: NodeJS.ProcessEnv): Options | undefin
     pgBossPollingIntervalSeconds: pollingInterval,
     graphileConcurrency: parseNumber(values['graphile-concurrency'], '--graphile-concurrency'),
     databaseUrl: values['database-url'],
+    modelgateNodeArgs: values['modelgate-node-args'].split(/\s+/).filter(Boolean),
     outPath: resolve(values.out),
   };
 }
@@ -211,9 +215,15 @@ async function startSystem(
         adminKey: context.adminKey,
         workloads: [...context.workloads.values()],
         postgres: { url: options.databaseUrl, schema: schema!, workers },
+        nodeArgs: options.modelgateNodeArgs,
       });
     case 'modelgate-pglite':
-      return startModelgate({ runDir: context.runDir, adminKey: context.adminKey, workloads: [trivial] });
+      return startModelgate({
+        runDir: context.runDir,
+        adminKey: context.adminKey,
+        workloads: [trivial],
+        nodeArgs: options.modelgateNodeArgs,
+      });
     case 'pg-boss':
       return startPgBoss({
         url: options.databaseUrl,

@@ -15,6 +15,7 @@ import {
   cancelJob,
   claimIdempotencyKey,
   insertJob,
+  insertJobs,
   JOBS_DONE_CHANNEL,
   listJobs,
   newJobId,
@@ -22,7 +23,9 @@ import {
   TERMINAL_STATUSES,
   type JobFilter,
   type JobRecord,
+  type NewJob,
 } from '../store/jobs.ts';
+import { WriteBatcher } from '../store/write-batcher.ts';
 import { checkWebhookUrl } from '../webhooks/send.ts';
 import { Alarm } from './alarm.ts';
 import { readResult } from './results.ts';
@@ -51,6 +54,8 @@ export class JobService {
   /** Readers waiting for a job to finish, by job id. */
   private readonly waiters = new Map<string, Set<() => void>>();
   private unlisten: (() => Promise<void>) | undefined;
+  /** Submits without an Idempotency-Key, queued together while the previous insert is committing. */
+  private readonly inserts = new WriteBatcher<NewJob, JobRecord>((jobs) => insertJobs(this.deps.db, jobs));
 
   constructor(
     private readonly deps: {
@@ -104,7 +109,7 @@ export class JobService {
       webhookUrl,
     };
     const { db } = this.deps;
-    if (idempotencyKey === undefined) return { job: await insertJob(db, job), replayed: false };
+    if (idempotencyKey === undefined) return { job: await this.inserts.write(job), replayed: false };
 
     const requestHash = createHash('sha256')
       .update(JSON.stringify([modelName, rawBody]))

@@ -17,13 +17,14 @@ import type { Db } from '../store/db.ts';
 import { newId } from '../store/ids.ts';
 import {
   claimJobs,
-  finishJob,
+  finishJobs,
   JOBS_QUEUED_CHANNEL,
   purgeFinishedJobs,
   recoverExpiredLeases,
   releaseJobs,
   renewLeases,
   retryJob,
+  type FinishedAttempt,
   type JobError,
   type JobLease,
   type JobOutcome,
@@ -36,6 +37,7 @@ import {
   registerWorker,
   setWorkerStatus,
 } from '../store/workers.ts';
+import { WriteBatcher } from '../store/write-batcher.ts';
 import { storeResult } from './results.ts';
 
 export type WorkerConfig = Pick<
@@ -79,6 +81,10 @@ export class JobWorker {
   private unlisten: (() => Promise<void>) | undefined;
   /** The active workers (this one included), as of the last heartbeat. */
   private peers: string[] = [];
+  /** Outcomes are recorded together while the previous ones are committing (a batch finishes at once). */
+  private readonly finishes = new WriteBatcher<FinishedAttempt, boolean>((attempts) =>
+    finishJobs(this.deps.db, attempts),
+  );
 
   constructor(
     private readonly deps: {
@@ -207,7 +213,7 @@ export class JobWorker {
     const recorded = await this.withRetries(() =>
       'retry' in outcome
         ? retryJob(this.deps.db, lease, outcome.retry, delayMs)
-        : finishJob(this.deps.db, lease, outcome),
+        : this.finishes.write({ lease, outcome }),
     );
     // The notice of the requeue arrives before the job is due: look again when it is.
     if (recorded && 'retry' in outcome) setTimeout(() => this.notify(), delayMs + 5).unref();

@@ -72,25 +72,36 @@ export type NewJob = Pick<
 
 export const newJobId = () => newId('job');
 
-/** insertJob($1 id, …): the job, queued; the trigger wakes the workers when the transaction commits. */
-export async function insertJob(db: Queryable, job: NewJob): Promise<JobRecord> {
-  const [row] = await db.query<JobRecord>(
+/**
+ * Queues `jobs` in one statement; the trigger wakes the workers when the transaction commits. Returns the
+ * queued jobs in the order given.
+ */
+export async function insertJobs(db: Queryable, jobs: readonly NewJob[]): Promise<JobRecord[]> {
+  const rows = await db.query<JobRecord>(
     `INSERT INTO jobs (id, tenant_id, model_name, model_version, input, priority, max_attempts, timeout_ms,
        webhook_url)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING ${JOB_COLUMNS}`,
+     SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::jsonb[], $6::int[], $7::int[],
+       $8::int[], $9::text[])
+     RETURNING ${JOB_COLUMNS}`,
     [
-      job.id,
-      job.tenantId,
-      job.modelName,
-      job.modelVersion,
-      JSON.stringify(job.input),
-      job.priority,
-      job.maxAttempts,
-      job.timeoutMs,
-      job.webhookUrl ?? null,
+      jobs.map((job) => job.id),
+      jobs.map((job) => job.tenantId),
+      jobs.map((job) => job.modelName),
+      jobs.map((job) => job.modelVersion),
+      jobs.map((job) => JSON.stringify(job.input)),
+      jobs.map((job) => job.priority),
+      jobs.map((job) => job.maxAttempts),
+      jobs.map((job) => job.timeoutMs),
+      jobs.map((job) => job.webhookUrl ?? null),
     ],
   );
-  return row!;
+  const byId = new Map(rows.map((row) => [row.id, row]));
+  return jobs.map((job) => byId.get(job.id)!);
+}
+
+export async function insertJob(db: Queryable, job: NewJob): Promise<JobRecord> {
+  const [queued] = await insertJobs(db, [job]);
+  return queued!;
 }
 
 /**
@@ -235,24 +246,43 @@ export type JobOutcome =
   | { status: 'succeeded'; result?: undefined; resultSha256: string }
   | { status: 'failed'; error: JobError };
 
-/** Records the outcome of the leased attempt; false when the lease was lost (nothing is written). */
+/** A leased attempt and what became of it. */
+export interface FinishedAttempt {
+  lease: JobLease;
+  outcome: JobOutcome;
+}
+
+/**
+ * Records the outcomes of leased attempts in one statement. Returns, per attempt, whether it was recorded:
+ * false when its lease was lost (canceled, or taken over), and then nothing of it is written.
+ */
+export async function finishJobs(db: Queryable, attempts: readonly FinishedAttempt[]): Promise<boolean[]> {
+  const json = (value: unknown) => (value === undefined ? null : JSON.stringify(value));
+  const rows = await db.query<{ id: string; attempt: number }>(
+    `UPDATE jobs SET status = d.status, result = d.result, result_sha256 = d.result_sha256, error = d.error,
+       ${FINISHED}
+     FROM unnest($1::text[], $2::text[], $3::int[], $4::text[], $5::jsonb[], $6::text[], $7::jsonb[])
+       AS d(id, worker, attempt, status, result, result_sha256, error)
+     WHERE jobs.id = d.id AND jobs.status = 'running' AND jobs.lease_owner = d.worker
+       AND jobs.attempts = d.attempt
+     RETURNING jobs.id, jobs.attempts AS attempt`,
+    [
+      attempts.map(({ lease }) => lease.id),
+      attempts.map(({ lease }) => lease.workerId),
+      attempts.map(({ lease }) => lease.attempt),
+      attempts.map(({ outcome }) => outcome.status),
+      attempts.map(({ outcome }) => (outcome.status === 'succeeded' ? json(outcome.result) : null)),
+      attempts.map(({ outcome }) => (outcome.status === 'succeeded' ? (outcome.resultSha256 ?? null) : null)),
+      attempts.map(({ outcome }) => (outcome.status === 'failed' ? json(outcome.error) : null)),
+    ],
+  );
+  const recorded = new Set(rows.map((row) => `${row.id}/${row.attempt}`));
+  return attempts.map(({ lease }) => recorded.has(`${lease.id}/${lease.attempt}`));
+}
+
 export async function finishJob(db: Queryable, lease: JobLease, outcome: JobOutcome): Promise<boolean> {
-  const rows =
-    outcome.status === 'succeeded'
-      ? await db.query(
-          `UPDATE jobs SET status = 'succeeded', result = $4, result_sha256 = $5, error = NULL, ${FINISHED}
-           WHERE ${FENCE} RETURNING id`,
-          [
-            ...fenceParams(lease),
-            outcome.result === undefined ? null : JSON.stringify(outcome.result),
-            outcome.resultSha256 ?? null,
-          ],
-        )
-      : await db.query(
-          `UPDATE jobs SET status = 'failed', error = $4, ${FINISHED} WHERE ${FENCE} RETURNING id`,
-          [...fenceParams(lease), JSON.stringify(outcome.error)],
-        );
-  return rows.length > 0;
+  const [recorded] = await finishJobs(db, [{ lease, outcome }]);
+  return recorded!;
 }
 
 /** Queues the leased attempt's job again after `delayMs`, keeping its error; false when the lease was lost. */
