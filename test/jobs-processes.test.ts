@@ -299,12 +299,14 @@ describe('jobs across processes', { concurrency: 1 }, () => {
       assert.ok(worker);
       await client.deploy('identity', buildIdentityModel(3));
       await client.deploy('slow', buildSlowModel());
+      // One connection listens to every channel of the process; the workers channel is LISTENed last, so
+      // once that is the connection's last statement, it listens for queued jobs too.
       const listening = () =>
         cluster.query(
-          `SELECT pid FROM pg_stat_activity WHERE application_name = $1 AND query = 'LISTEN "modelgate_jobs_queued"'`,
+          `SELECT pid FROM pg_stat_activity WHERE application_name = $1 AND query = 'LISTEN "modelgate_workers"'`,
           [worker.applicationName],
         );
-      assert.equal((await listening()).length, 1, 'the worker listens for queued jobs');
+      assert.equal((await listening()).length, 1, 'the worker listens');
 
       // ~0.5 s of inference each, run one after another: work in flight through both drops.
       const slow = await Promise.all(

@@ -23,7 +23,9 @@ import {
   type NewModelVersion,
 } from '../src/store/models.ts';
 import { countTenants, insertTenant, listTenants, selectTenantByName } from '../src/store/tenants.ts';
-import { testDatabases } from './helpers/databases.ts';
+import { openPostgres } from '../src/store/postgres.ts';
+import { testDatabases, testDatabaseUrl } from './helpers/databases.ts';
+import { waitUntil, withApplicationName } from './helpers/processes.ts';
 
 const SIGNATURE: ModelSignature = {
   inputs: [{ name: 'features', datatype: 'FP32', shape: [-1, 4] }],
@@ -191,6 +193,50 @@ for (const database of testDatabases()) {
       }
       assert.deepEqual(first.payloads, []);
     });
+
+    if (database.name === 'postgres') {
+      it('every channel of a process shares one listening connection, and all of them survive its loss', async () => {
+        const name = `store-listen-${randomUUID().slice(0, 8)}`;
+        const own = await openPostgres(withApplicationName(testDatabaseUrl()!, name));
+        const admin = await openPostgres(testDatabaseUrl()!);
+        try {
+          const reconnected: string[] = [];
+          const received: string[] = [];
+          for (const channel of ['shared_a', 'shared_b']) {
+            await own.listen(channel, (payload) => received.push(`${channel}:${payload}`), {
+              onReconnect: () => reconnected.push(channel),
+            });
+          }
+          const listening = () =>
+            admin.query<{ pid: number }>(
+              `SELECT pid FROM pg_stat_activity WHERE application_name = $1 AND query LIKE 'LISTEN%'`,
+              [name],
+            );
+          assert.equal((await listening()).length, 1);
+          await admin.query(
+            'SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1',
+            [name],
+          );
+          await waitUntil(
+            'both subscribers told of the reconnect',
+            async () => reconnected.length,
+            (n) => n === 2,
+          );
+          assert.deepEqual(reconnected.sort(), ['shared_a', 'shared_b']);
+          assert.equal((await listening()).length, 1);
+          await admin.query(`SELECT pg_notify('shared_a', '1'), pg_notify('shared_b', '2')`);
+          await waitUntil(
+            'both notices',
+            async () => received.length,
+            (n) => n === 2,
+          );
+          assert.deepEqual(received.sort(), ['shared_a:1', 'shared_b:2']);
+        } finally {
+          await own.close();
+          await admin.close();
+        }
+      });
+    }
 
     it('tenants: insert, select by name, list oldest first, count', async () => {
       const countBefore = await countTenants(db);

@@ -36,6 +36,7 @@ import {
   markGoneWorkers,
   registerWorker,
   setWorkerStatus,
+  WORKERS_CHANNEL,
 } from '../store/workers.ts';
 import { WriteBatcher } from '../store/write-batcher.ts';
 import { storeResult } from './results.ts';
@@ -102,9 +103,17 @@ export class JobWorker {
     const { db, config } = this.deps;
     await registerWorker(db, { id: this.id, host: hostname(), pid: process.pid });
     await this.refreshPeers();
-    this.unlisten = await db.listen(JOBS_QUEUED_CHANNEL, (jobId) => this.onQueued(jobId), {
-      onReconnect: () => this.notify(),
-    });
+    const listening = [
+      await db.listen(JOBS_QUEUED_CHANNEL, (payload) => this.onQueued(payload), {
+        onReconnect: () => this.notify(),
+      }),
+      await db.listen(WORKERS_CHANNEL, () => void this.refreshPeers().catch(() => undefined), {
+        onReconnect: () => void this.refreshPeers().catch(() => undefined),
+      }),
+    ];
+    this.unlisten = async () => {
+      for (const unlisten of listening) await unlisten();
+    };
     this.every(config.jobLeaseMs / 3, () => this.heartbeat());
     this.every(HOUSEKEEPING_INTERVAL_MS, () => this.housekeeping());
     this.loop = this.run();
@@ -122,14 +131,15 @@ export class JobWorker {
   }
 
   /**
-   * A job was queued. Every worker hears it, but only one, picked by the job id among the active workers,
-   * claims at once: the others would only race it to an empty claim. Should that one be busy or gone, the
-   * job waits for the next claim any worker makes (a finished job, or the poll).
+   * Jobs were queued (the payload names the transaction that queued them). Every worker hears it, but only
+   * one, picked by the payload among the active workers, claims at once: the others would only race it to
+   * an empty claim. Should that one be busy or gone, the jobs wait for the next claim any worker makes (a
+   * finished job, or the poll).
    */
-  private onQueued(jobId: string): void {
+  private onQueued(payload: string): void {
     const { peers } = this;
     const index = peers.indexOf(this.id);
-    if (jobId === '' || peers.length <= 1 || index < 0 || hashOf(jobId) % peers.length === index) {
+    if (payload === '' || peers.length <= 1 || index < 0 || hashOf(payload) % peers.length === index) {
       this.notify();
     }
   }

@@ -28,11 +28,11 @@ function statementName(sql: string): string | undefined {
 }
 
 export async function openPostgres(url: string, options: PostgresOptions = {}): Promise<Db> {
-  const pool = new pg.Pool({
+  const connection = {
     connectionString: url,
-    max: options.maxConnections ?? 10,
     options: options.schema ? `-c search_path=${options.schema}` : undefined,
-  });
+  };
+  const pool = new pg.Pool({ ...connection, max: options.maxConnections ?? 10 });
   // An idle client losing its connection must not crash the process; the pool replaces it.
   pool.on('error', () => {});
   const queryableOf = (target: pg.Pool | pg.PoolClient): Queryable => ({
@@ -50,8 +50,7 @@ export async function openPostgres(url: string, options: PostgresOptions = {}): 
     exec: async (sql: string) => void (await translating(target.query(sql))),
   });
   const poolQueryable = queryableOf(pool);
-  /** Stops every active listen() and releases its connection, so close() does not wait on them forever. */
-  const listeners = new Set<(error?: Error) => void>();
+  const listener = new SharedListener(() => new pg.Client(connection));
   // Fail at start, not at the first request, when the server is unreachable.
   await poolQueryable.query('SELECT 1');
 
@@ -85,82 +84,143 @@ export async function openPostgres(url: string, options: PostgresOptions = {}): 
         throw error;
       }
     },
-    async listen(channel, onPayload, { onReconnect } = {}) {
-      // LISTEN needs a connection of its own that stays open; when it drops (server restart, a killed
-      // backend, a network cut) a new one is made, and onReconnect tells the caller it may have missed
-      // notices.
-      let client: pg.PoolClient | undefined;
-      let stopped = false;
-      const onNotification = (message: pg.Notification) => {
-        if (message.channel === channel) onPayload(message.payload ?? '');
-      };
-      const detach = (lost: pg.PoolClient, error?: Error) => {
-        lost.off('notification', onNotification);
-        lost.removeAllListeners('error');
-        lost.removeAllListeners('end');
-        lost.on('error', () => {});
-        lost.release(error);
-      };
-      const connect = async () => {
-        const next = await translating(pool.connect());
-        const onLost = (error?: Error) => {
-          if (client !== next) return;
-          client = undefined;
-          detach(next, error ?? new Error('connection ended'));
-          if (!stopped) void reconnect();
-        };
-        // Without an error listener a dropped connection would crash the process.
-        next.on('error', onLost);
-        next.on('end', () => onLost());
-        next.on('notification', onNotification);
-        try {
-          await next.query(`LISTEN ${pg.escapeIdentifier(channel)}`);
-        } catch (error) {
-          detach(next, error as Error);
-          throw translateError(error);
-        }
-        // Stopped while this connection was being made: it is not needed any more.
-        if (stopped) detach(next, new Error('listener stopped'));
-        else client = next;
-      };
-      const reconnect = async () => {
-        for (let delayMs = 100; !stopped; delayMs = Math.min(delayMs * 2, 5000)) {
-          await new Promise((resolve) => setTimeout(resolve, delayMs));
-          if (stopped) return;
-          try {
-            await connect();
-            onReconnect?.();
-            return;
-          } catch {
-            // The server is still away: try again after a longer pause.
-          }
-        }
-      };
-      const stop = (error?: Error) => {
-        stopped = true;
-        listeners.delete(stop);
-        const current = client;
-        client = undefined;
-        if (current) detach(current, error);
-      };
-      await connect();
-      listeners.add(stop);
-      return async () => {
-        const current = client;
-        if (stopped) return;
-        if (!current) return stop();
-        try {
-          await current.query(`UNLISTEN ${pg.escapeIdentifier(channel)}`);
-          stop();
-        } catch (error) {
-          // Still possibly listening: destroy the connection rather than return it to the pool.
-          stop(error as Error);
-        }
-      };
-    },
+    listen: (channel, onPayload, { onReconnect } = {}) => listener.add({ channel, onPayload, onReconnect }),
     async close() {
-      for (const stop of [...listeners]) stop(new Error('database closed'));
+      await listener.close();
       await pool.end();
     },
   };
+}
+
+interface Subscription {
+  channel: string;
+  onPayload: (payload: string) => void;
+  onReconnect: (() => void) | undefined;
+}
+
+/**
+ * Every listen() of one process on one connection. A NOTIFY wakes every backend of the database that
+ * listens to anything, so one listening connection per process rather than per channel saves the server
+ * work on every job. When the connection drops (server restart, a killed backend, a network cut) a new one
+ * is made with backoff, listens to every channel again, and each subscriber's onReconnect tells it that
+ * notices may have been missed.
+ */
+class SharedListener {
+  private readonly subscriptions = new Set<Subscription>();
+  private client: pg.Client | undefined;
+  /** The channels LISTENed on the current connection. */
+  private listened = new Set<string>();
+  private state: 'idle' | 'connected' | 'reconnecting' | 'closed' = 'idle';
+  /** Connecting, LISTEN and UNLISTEN run one at a time. */
+  private queue: Promise<unknown> = Promise.resolve();
+
+  constructor(private readonly newClient: () => pg.Client) {}
+
+  async add(subscription: Subscription): Promise<() => Promise<void>> {
+    if (this.state === 'closed') throw new Error('database closed');
+    this.subscriptions.add(subscription);
+    try {
+      // While reconnecting, the new connection will listen to this channel too.
+      await this.serially(async () => {
+        if (this.state === 'idle') await this.open();
+        else if (this.state === 'connected') await this.sync();
+      });
+    } catch (error) {
+      this.subscriptions.delete(subscription);
+      throw translateError(error);
+    }
+    return async () => {
+      if (!this.subscriptions.delete(subscription) || this.state !== 'connected') return;
+      // A failure here means the connection is going away, and the channel goes with it.
+      await this.serially(() => this.sync()).catch(() => undefined);
+    };
+  }
+
+  async close(): Promise<void> {
+    this.state = 'closed';
+    this.subscriptions.clear();
+    const { client } = this;
+    this.client = undefined;
+    if (client) await this.discard(client);
+  }
+
+  private serially<T>(task: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(task);
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  private async open(): Promise<void> {
+    const next = this.newClient();
+    const onLost = () => {
+      if (this.client !== next) return;
+      this.client = undefined;
+      void this.discard(next);
+      if (this.state === 'connected') {
+        this.state = 'reconnecting';
+        void this.reconnect();
+      }
+    };
+    // Without an error listener a dropped connection would crash the process.
+    next.on('error', onLost);
+    next.on('end', onLost);
+    next.on('notification', (message) => {
+      for (const subscription of this.subscriptions) {
+        if (subscription.channel === message.channel) subscription.onPayload(message.payload ?? '');
+      }
+    });
+    try {
+      await next.connect();
+      this.client = next;
+      this.listened = new Set();
+      await this.sync();
+    } catch (error) {
+      if (this.client === next) this.client = undefined;
+      await this.discard(next);
+      throw error;
+    }
+    if (this.state === 'closed') {
+      this.client = undefined;
+      await this.discard(next);
+      return;
+    }
+    this.state = 'connected';
+  }
+
+  /** LISTENs to every channel subscribed to and UNLISTENs from the others, on the current connection. */
+  private async sync(): Promise<void> {
+    const { client } = this;
+    if (!client) return;
+    const wanted = new Set([...this.subscriptions].map((subscription) => subscription.channel));
+    for (const channel of wanted) {
+      if (this.listened.has(channel)) continue;
+      await client.query(`LISTEN ${pg.escapeIdentifier(channel)}`);
+      this.listened.add(channel);
+    }
+    for (const channel of this.listened) {
+      if (wanted.has(channel)) continue;
+      await client.query(`UNLISTEN ${pg.escapeIdentifier(channel)}`);
+      this.listened.delete(channel);
+    }
+  }
+
+  private async reconnect(): Promise<void> {
+    for (let delayMs = 100; this.state === 'reconnecting'; delayMs = Math.min(delayMs * 2, 5000)) {
+      await new Promise((resolve) => setTimeout(resolve, delayMs));
+      if (this.state !== 'reconnecting') return;
+      try {
+        await this.serially(() => this.open());
+      } catch {
+        continue; // The server is still away: try again after a longer pause.
+      }
+      for (const subscription of [...this.subscriptions]) subscription.onReconnect?.();
+      return;
+    }
+  }
+
+  private async discard(client: pg.Client): Promise<void> {
+    client.removeAllListeners();
+    client.on('error', () => {});
+    await client.end().catch(() => undefined);
+  }
 }

@@ -2,6 +2,9 @@
 // is marked gone by its peers once silent for longer than a job lease.
 import type { Queryable } from './db.ts';
 
+/** Notified when a worker registers or its status changes (0004_jobs_notify_transaction.sql). */
+export const WORKERS_CHANNEL = 'modelgate_workers';
+
 export type WorkerStatus = 'active' | 'draining' | 'stopped' | 'gone';
 
 export interface WorkerRecord {
