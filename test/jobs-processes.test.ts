@@ -303,7 +303,7 @@ describe('jobs across processes', { concurrency: 1 }, () => {
       // once that is the connection's last statement, it listens for queued jobs too.
       const listening = () =>
         cluster.query(
-          `SELECT pid FROM pg_stat_activity WHERE application_name = $1 AND query = 'LISTEN "modelgate_workers"'`,
+          `SELECT pid FROM pg_stat_activity WHERE application_name = $1 AND query LIKE 'LISTEN "modelgate_workers_%'`,
           [worker.applicationName],
         );
       assert.equal((await listening()).length, 1, 'the worker listens');

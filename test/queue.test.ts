@@ -24,6 +24,7 @@ import {
   type JobRecord,
   type NewJob,
 } from '../src/store/jobs.ts';
+import { listenChannel } from '../src/store/channels.ts';
 import { migrate } from '../src/store/migrate.ts';
 import { insertTenant } from '../src/store/tenants.ts';
 import { testDatabases } from './helpers/databases.ts';
@@ -302,8 +303,8 @@ for (const database of testDatabases()) {
       await clearJobs();
       const queued: string[] = [];
       const done: string[] = [];
-      const stopQueued = await db.listen(JOBS_QUEUED_CHANNEL, (payload) => queued.push(payload));
-      const stopDone = await db.listen(JOBS_DONE_CHANNEL, (payload) => done.push(payload));
+      const stopQueued = await listenChannel(db, JOBS_QUEUED_CHANNEL, (payload) => queued.push(payload));
+      const stopDone = await listenChannel(db, JOBS_DONE_CHANNEL, (payload) => done.push(payload));
       try {
         const job = await insertJob(db, newJob(tenantA));
         const [claimed] = await claimJobs(db, 'w1', 1, LEASE_MS);

@@ -23,6 +23,7 @@ import {
   type NewModelVersion,
 } from '../src/store/models.ts';
 import { countTenants, insertTenant, listTenants, selectTenantByName } from '../src/store/tenants.ts';
+import { listenChannel } from '../src/store/channels.ts';
 import { openPostgres } from '../src/store/postgres.ts';
 import { testDatabases, testDatabaseUrl } from './helpers/databases.ts';
 import { waitUntil, withApplicationName } from './helpers/processes.ts';
@@ -234,6 +235,32 @@ for (const database of testDatabases()) {
         } finally {
           await own.close();
           await admin.close();
+        }
+      });
+    }
+
+    if (database.name === 'postgres') {
+      it("modelgate's channels are scoped to the schema: another schema's notices never arrive", async () => {
+        const other = await database.open();
+        try {
+          await migrate(other);
+          const received: string[] = [];
+          const unlisten = await listenChannel(db, 'scoped', (payload) => received.push(payload));
+          try {
+            await other.query(`SELECT pg_notify(modelgate_channel('scoped'), 'other schema')`);
+            await db.query(`SELECT pg_notify(modelgate_channel('scoped'), 'this schema')`);
+            await waitUntil(
+              'the notice of this schema',
+              async () => received.length,
+              (n) => n > 0,
+            );
+            // Notices arrive in commit order: had the other schema's reached us, it would have come first.
+            assert.deepEqual(received, ['this schema']);
+          } finally {
+            await unlisten();
+          }
+        } finally {
+          await other.close();
         }
       });
     }

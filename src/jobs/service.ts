@@ -10,6 +10,7 @@ import { jobSettings } from '../registry/settings.ts';
 import { validateInputs } from '../runtime/tensor.ts';
 import type { Predictor } from '../serving/predictor.ts';
 import { predictBodySchema, tensorsFromBody } from '../serving/predict-body.ts';
+import { listenChannel } from '../store/channels.ts';
 import type { Db } from '../store/db.ts';
 import {
   cancelJob,
@@ -70,7 +71,8 @@ export class JobService {
     const wakeAll = () => {
       for (const waiting of this.waiters.values()) for (const wake of waiting) wake();
     };
-    this.unlisten = await this.deps.db.listen(
+    this.unlisten = await listenChannel(
+      this.deps.db,
       JOBS_DONE_CHANNEL,
       (id) => {
         for (const wake of this.waiters.get(id) ?? []) wake();

@@ -13,6 +13,7 @@ import type { Metrics } from '../observability/metrics.ts';
 import type { Catalog } from '../serving/catalog.ts';
 import { predictionToJson, tensorsFromBody, type PredictBody } from '../serving/predict-body.ts';
 import type { Predictor } from '../serving/predictor.ts';
+import { listenChannel } from '../store/channels.ts';
 import type { Db } from '../store/db.ts';
 import { newId } from '../store/ids.ts';
 import {
@@ -104,10 +105,10 @@ export class JobWorker {
     await registerWorker(db, { id: this.id, host: hostname(), pid: process.pid });
     await this.refreshPeers();
     const listening = [
-      await db.listen(JOBS_QUEUED_CHANNEL, (payload) => this.onQueued(payload), {
+      await listenChannel(db, JOBS_QUEUED_CHANNEL, (payload) => this.onQueued(payload), {
         onReconnect: () => this.notify(),
       }),
-      await db.listen(WORKERS_CHANNEL, () => void this.refreshPeers().catch(() => undefined), {
+      await listenChannel(db, WORKERS_CHANNEL, () => void this.refreshPeers().catch(() => undefined), {
         onReconnect: () => void this.refreshPeers().catch(() => undefined),
       }),
     ];

@@ -1,12 +1,18 @@
+-- NOTIFY reaches every session of the database, whatever its schema: modelgate's channels are named
+-- after the schema its tables are in, so that installations (or test runs) in other schemas of the same
+-- database never wake each other. Listeners get the name from here too (src/store/channels.ts).
+CREATE FUNCTION modelgate_channel(name text) RETURNS text LANGUAGE sql STABLE
+  AS $$ SELECT name || '_' || left(md5(current_schema()), 8) $$;
+
 -- Queued-work notices carry the queuing transaction's id rather than the job's: Postgres delivers one
 -- notice per distinct payload and transaction, so a batch of jobs queued together wakes one worker once,
 -- and that worker claims the batch (src/jobs/worker.ts).
 CREATE OR REPLACE FUNCTION modelgate_jobs_notify() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
   IF NEW.status = 'queued' THEN
-    PERFORM pg_notify('modelgate_jobs_queued', txid_current()::text);
+    PERFORM pg_notify(modelgate_channel('modelgate_jobs_queued'), txid_current()::text);
   ELSIF NEW.status IN ('succeeded', 'failed', 'canceled') THEN
-    PERFORM pg_notify('modelgate_jobs_done', NEW.id);
+    PERFORM pg_notify(modelgate_channel('modelgate_jobs_done'), NEW.id);
   END IF;
   RETURN NULL;
 END $$;
@@ -15,7 +21,7 @@ END $$;
 -- all of them agree which one a notice is for.
 CREATE FUNCTION modelgate_workers_notify() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-  PERFORM pg_notify('modelgate_workers', '');
+  PERFORM pg_notify(modelgate_channel('modelgate_workers'), '');
   RETURN NULL;
 END $$;
 
