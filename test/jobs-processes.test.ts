@@ -5,10 +5,9 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { describe, test } from 'node:test';
-import { buildModel } from '../examples/onnx-writer.ts';
 import type { ModelgateClient } from '../src/client/client.ts';
 import { testDatabaseUrl } from './helpers/databases.ts';
-import { buildIdentityModel } from './helpers/platform.ts';
+import { buildIdentityModel, buildSlowModel, slowInput, slowResult } from './helpers/platform.ts';
 import { BIN, Cluster, waitUntil, type ClusterOptions } from './helpers/processes.ts';
 
 const SKIP_MESSAGE =
@@ -19,56 +18,6 @@ if (databaseUrl === undefined) process.stderr.write(`jobs-processes: ${SKIP_MESS
 
 /** Each test starts several processes; every wait inside is bounded well below this. */
 const TEST_TIMEOUT_MS = 120_000;
-
-const WIDTH = 1024;
-/** MatMul layers of the slow model: 300 × [400, 1024] · [1024, 1024] took ~1.7 s on one ORT thread here. */
-const SLOW_LAYERS = 300;
-/** Rows of a slow job: its body is ~1 MB of JSON, far below the 10 MiB limit. */
-const SLOW_ROWS = 400;
-
-/**
- * A model slow enough that a job is still running when its worker is killed or drained: y =
- * ReduceMean(x · W · W · … · W) with W = 1/1024 everywhere, so each layer maps a row to its mean and
- * y[r] = [mean(x[r])], computed exactly in FP32 for the inputs slowInput() makes.
- */
-function buildSlowModel(): Uint8Array {
-  const nodes = [];
-  let previous = 'x';
-  for (let layer = 1; layer <= SLOW_LAYERS; layer++) {
-    nodes.push({ opType: 'MatMul', inputs: [previous, 'W'], outputs: [`h${layer}`] });
-    previous = `h${layer}`;
-  }
-  nodes.push({
-    opType: 'ReduceMean',
-    inputs: [previous],
-    outputs: ['y'],
-    attributes: { axes: { ints: [1] }, keepdims: { int: 1 } },
-  });
-  return buildModel({
-    name: 'slow',
-    inputs: [{ name: 'x', type: 'float32', shape: ['batch', WIDTH] }],
-    outputs: [{ name: 'y', type: 'float32', shape: ['batch', 1] }],
-    nodes,
-    initializers: [
-      { name: 'W', dims: [WIDTH, WIDTH], values: new Float32Array(WIDTH * WIDTH).fill(1 / WIDTH) },
-    ],
-  });
-}
-
-/** Rows whose every fourth value is `seed + r` and the rest 0 (short JSON): row r's mean is (seed + r) / 4. */
-function slowInput(seed: number, rows = SLOW_ROWS): number[][] {
-  return Array.from({ length: rows }, (_, r) =>
-    Array.from({ length: WIDTH }, (_, k) => (k % 4 === 0 ? seed + r : 0)),
-  );
-}
-
-function slowResult(seed: number, rows = SLOW_ROWS) {
-  return {
-    model: 'slow',
-    version: 1,
-    outputs: { y: Array.from({ length: rows }, (_, r) => [(seed + r) / 4]) },
-  };
-}
 
 interface JobRow {
   id: string;

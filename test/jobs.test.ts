@@ -10,7 +10,13 @@ import { buildModel } from '../examples/onnx-writer.ts';
 import { insertJob, newJobId } from '../src/store/jobs.ts';
 import { verifyWebhook } from '../src/webhooks/signature.ts';
 import { assertProblem, deployModel } from './helpers/api.ts';
-import { buildIdentityModel, startTestPlatform, type TestPlatform } from './helpers/platform.ts';
+import {
+  buildIdentityModel,
+  buildSlowModel,
+  slowInput,
+  startTestPlatform,
+  type TestPlatform,
+} from './helpers/platform.ts';
 
 /** y = x · x: a valid product only for a batch of exactly 3 rows; any other batch fails at run time. */
 const squareModel = () =>
@@ -239,6 +245,47 @@ describe('async jobs over HTTP', () => {
       ],
     });
     assert.equal((await getJob(ok.body.id, '?wait=10')).body.status, 'succeeded');
+  });
+
+  it("an attempt over its model's jobTimeoutMs fails with timeout; with no attempts left, the job fails", async () => {
+    await deployModel(tp, key, 'slow', buildSlowModel());
+    await tp.client().updateModelSettings('slow', { jobTimeoutMs: 20, jobMaxAttempts: 1 });
+    // 120 rows through 300 layers: hundreds of milliseconds, far over the 20 ms allowed.
+    const submitted = await submit('slow', { instances: slowInput(1, 120) });
+    assert.equal(submitted.status, 202);
+    const done = await getJob(submitted.body.id, '?wait=20');
+    assert.equal(done.body.status, 'failed', JSON.stringify(done.body));
+    assert.equal(done.body.attempts, 1);
+    assert.equal(done.body.max_attempts, 1);
+    assert.equal(done.body.error.code, 'timeout');
+  });
+
+  it('a job whose model was deleted before it ran fails with model_not_found, not retried', async () => {
+    await deployModel(tp, key, 'doomed', buildIdentityModel(3));
+    const { db } = tp.platform;
+    const [tenant] = await db.query<{ id: string }>(`SELECT id FROM tenants WHERE name = 'default'`);
+    // Queued but not yet due, so that no worker takes it before the model is gone.
+    const id = await db.transaction(async (tx) => {
+      const job = await insertJob(tx, {
+        id: newJobId(),
+        tenantId: tenant!.id,
+        modelName: 'doomed',
+        modelVersion: 1,
+        input: { instances: [[1, 2, 3]] },
+        priority: 0,
+        maxAttempts: 3,
+        timeoutMs: 60_000,
+        webhookUrl: undefined,
+      });
+      await tx.query(`UPDATE jobs SET run_after = now() + interval '1 hour' WHERE id = $1`, [job.id]);
+      return job.id;
+    });
+    assert.equal((await tp.call('DELETE', '/v1/models/doomed', { key })).status, 204);
+    await db.query(`UPDATE jobs SET run_after = now() WHERE id = $1`, [id]);
+    const done = await getJob(id, '?wait=20');
+    assert.equal(done.body.status, 'failed', JSON.stringify(done.body));
+    assert.equal(done.body.error.code, 'model_not_found');
+    assert.equal(done.body.attempts, 1, 'a missing model is not worth another attempt');
   });
 
   it('cancel: a finished job is 409; canceling returns the job as canceled', async () => {
