@@ -15,14 +15,30 @@ describe('WriteBatcher', () => {
     assert.deepEqual(batches, [[1], [2, 3, 4]]);
   });
 
-  it('splits a backlog into batches of at most maxBatch', async () => {
+  it('splits a backlog into batches of at most maxItems', async () => {
     const sizes: number[] = [];
-    const batcher = new WriteBatcher<number, number>(async (items) => {
-      sizes.push(items.length);
-      return items;
-    }, 3);
+    const batcher = new WriteBatcher<number, number>(
+      async (items) => {
+        sizes.push(items.length);
+        return items;
+      },
+      { maxItems: 3 },
+    );
     await Promise.all(Array.from({ length: 8 }, (_, i) => batcher.write(i)));
     assert.deepEqual(sizes, [1, 3, 3, 1]);
+  });
+
+  it('keeps batches within maxWeight; an item heavier than that goes alone', async () => {
+    const batches: number[][] = [];
+    const batcher = new WriteBatcher<number, number>(
+      async (items) => {
+        batches.push(items);
+        return items;
+      },
+      { maxWeight: 10, weigh: (item) => item },
+    );
+    await Promise.all([1, 4, 5, 2, 30, 3].map((item) => batcher.write(item)));
+    assert.deepEqual(batches, [[1], [4, 5], [2], [30], [3]]);
   });
 
   it('fails only the item that fails: a failed batch is written again item by item', async () => {

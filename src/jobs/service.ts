@@ -40,6 +40,8 @@ const jobOptionsSchema = z
   })
   .passthrough();
 
+/** Most input JSON in one insert statement: a statement's parameters stay far below Postgres's 1 GB. */
+const MAX_INSERT_BYTES = 8 * 1024 * 1024;
 /** Longest long poll: GET /v1/jobs/{id}?wait=N takes 0 ≤ N ≤ this. */
 export const MAX_WAIT_SECONDS = 60;
 /** A waiting reader also re-reads at this interval, in case a notice was missed (a dropped connection). */
@@ -56,7 +58,10 @@ export class JobService {
   private readonly waiters = new Map<string, Set<() => void>>();
   private unlisten: (() => Promise<void>) | undefined;
   /** Submits without an Idempotency-Key, queued together while the previous insert is committing. */
-  private readonly inserts = new WriteBatcher<NewJob, JobRecord>((jobs) => insertJobs(this.deps.db, jobs));
+  private readonly inserts = new WriteBatcher<NewJob, JobRecord>((jobs) => insertJobs(this.deps.db, jobs), {
+    maxWeight: MAX_INSERT_BYTES,
+    weigh: (job) => JSON.stringify(job.input).length,
+  });
 
   constructor(
     private readonly deps: {

@@ -12,18 +12,31 @@ interface Pending<I, O> {
   reject: (error: unknown) => void;
 }
 
+export interface WriteBatcherLimits<I> {
+  /** Most items in one statement. Default 256. */
+  maxItems?: number;
+  /** Most total weight (e.g. bytes of JSON) in one statement; an item heavier than this goes alone. */
+  maxWeight?: number;
+  weigh?: (item: I) => number;
+}
+
 export class WriteBatcher<I, O> {
-  private pending: Pending<I, O>[] = [];
+  private pending: (Pending<I, O> & { weight: number })[] = [];
   private writing = false;
+  private readonly maxItems: number;
+  private readonly maxWeight: number;
 
   constructor(
     private readonly writeBatch: WriteBatch<I, O>,
-    private readonly maxBatch = 256,
-  ) {}
+    private readonly limits: WriteBatcherLimits<I> = {},
+  ) {
+    this.maxItems = limits.maxItems ?? 256;
+    this.maxWeight = limits.maxWeight ?? Infinity;
+  }
 
   write(item: I): Promise<O> {
     return new Promise<O>((resolve, reject) => {
-      this.pending.push({ item, resolve, reject });
+      this.pending.push({ item, resolve, reject, weight: this.limits.weigh?.(item) ?? 0 });
       if (!this.writing) void this.drain();
     });
   }
@@ -31,7 +44,7 @@ export class WriteBatcher<I, O> {
   private async drain(): Promise<void> {
     this.writing = true;
     while (this.pending.length > 0) {
-      const batch = this.pending.splice(0, this.maxBatch);
+      const batch = this.pending.splice(0, this.batchLength());
       try {
         const outputs = await this.writeBatch(batch.map((entry) => entry.item));
         batch.forEach((entry, i) => entry.resolve(outputs[i]!));
@@ -42,6 +55,18 @@ export class WriteBatcher<I, O> {
       }
     }
     this.writing = false;
+  }
+
+  /** How many of the pending items the next statement takes: at least one, within both limits. */
+  private batchLength(): number {
+    let weight = this.pending[0]!.weight;
+    let length = 1;
+    while (length < Math.min(this.pending.length, this.maxItems)) {
+      weight += this.pending[length]!.weight;
+      if (weight > this.maxWeight) break;
+      length++;
+    }
+    return length;
   }
 
   private async writeAlone(entry: Pending<I, O>): Promise<void> {
