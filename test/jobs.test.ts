@@ -82,6 +82,7 @@ describe('async jobs over HTTP', () => {
     key = tp.adminKey;
     await deployModel(tp, key, 'identity', buildIdentityModel(3));
     await deployModel(tp, key, 'square', squareModel());
+    await deployModel(tp, key, 'slow', buildSlowModel());
     const client = tp.client();
     otherTenantKey = (await client.createTenant('other')).admin_key.key;
     readKey = (await client.createKey({ scopes: ['read'] })).key;
@@ -89,11 +90,18 @@ describe('async jobs over HTTP', () => {
   });
   after(() => tp.close());
 
-  const submit = (model: string, json: unknown, options: { key?: string; idempotencyKey?: string } = {}) =>
+  const submit = (
+    model: string,
+    json: unknown,
+    options: { key?: string; idempotencyKey?: string; prefer?: string } = {},
+  ) =>
     tp.call('POST', `/v1/models/${model}/jobs`, {
       key: options.key ?? key,
       json,
-      headers: options.idempotencyKey === undefined ? {} : { 'idempotency-key': options.idempotencyKey },
+      headers: {
+        ...(options.idempotencyKey === undefined ? {} : { 'idempotency-key': options.idempotencyKey }),
+        ...(options.prefer === undefined ? {} : { prefer: options.prefer }),
+      },
     });
   const getJob = (id: string, query = '', as = key) => tp.call('GET', `/v1/jobs/${id}${query}`, { key: as });
 
@@ -114,6 +122,26 @@ describe('async jobs over HTTP', () => {
     assert.ok(done.body.queued_at && done.body.started_at && done.body.finished_at);
     const predicted = await tp.call('POST', '/v1/models/identity/predict', { key, json: body });
     assert.deepEqual(done.body.result, predicted.body);
+  });
+
+  it('Prefer: wait=N answers once the job has finished, with its result, in one request', async () => {
+    const body = { instances: [[4, 5, 6]] };
+    const answered = await submit('identity', body, { prefer: 'respond-async, wait=10' });
+    assert.equal(answered.status, 202, JSON.stringify(answered.body));
+    assert.equal(answered.headers.get('preference-applied'), 'wait=10');
+    assert.equal(answered.headers.get('location'), `/v1/jobs/${answered.body.id}`);
+    assert.equal(answered.body.status, 'succeeded');
+    const predicted = await tp.call('POST', '/v1/models/identity/predict', { key, json: body });
+    assert.deepEqual(answered.body.result, predicted.body);
+    // A wait that runs out answers with the job as it is then; unknown preferences are ignored.
+    const queued = await submit(
+      'slow',
+      { instances: slowInput(2, 120) },
+      { prefer: 'wait=0.05; x=y, lenient' },
+    );
+    assert.equal(queued.status, 202);
+    assert.ok(['queued', 'running'].includes(queued.body.status), queued.body.status);
+    assert.equal(queued.body.result, null);
   });
 
   it('refuses bad submits with clear problems, storing nothing', async () => {
@@ -149,6 +177,9 @@ describe('async jobs over HTTP', () => {
       'unauthenticated',
     );
     assertProblem(await submit('identity', { instances: [[1, 2, 3]] }, { key: readKey }), 403, 'forbidden');
+    for (const prefer of ['wait=abc', 'wait=61', 'wait=-1', 'wait=', 'respond-async, wait']) {
+      assertProblem(await submit('identity', { instances: [[1, 2, 3]] }, { prefer }), 400, 'bad_request');
+    }
     const after = (await tp.call('GET', '/v1/jobs?limit=1000', { key })).body.jobs.length;
     assert.equal(after, before);
   });
@@ -248,7 +279,6 @@ describe('async jobs over HTTP', () => {
   });
 
   it("an attempt over its model's jobTimeoutMs fails with timeout; with no attempts left, the job fails", async () => {
-    await deployModel(tp, key, 'slow', buildSlowModel());
     await tp.client().updateModelSettings('slow', { jobTimeoutMs: 20, jobMaxAttempts: 1 });
     // 120 rows through 300 layers: hundreds of milliseconds, far over the 20 ms allowed.
     const submitted = await submit('slow', { instances: slowInput(1, 120) });

@@ -68,14 +68,14 @@ export async function startGraphileWorker(options: GraphileWorkerOptions): Promi
     }
     const jobTable = `${pg.escapeIdentifier(schema)}._private_jobs`;
     const submitter = utils;
+    const submit = async () => String((await submitter.addJob(TASK, workload.payload)).id);
     return {
       system: 'graphile-worker',
       workers: options.workers,
       workloads: ['trivial'],
-      async submit() {
-        return String((await submitter.addJob(TASK, workload.payload)).id);
-      },
-      async awaitResult(id: string) {
+      submit,
+      async runOne() {
+        const id = await submit();
         const row = await pollUntil(
           async () => {
             const { rows } = await poller.query<{ failed: boolean }>(

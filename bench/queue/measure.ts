@@ -155,8 +155,7 @@ export async function measureLatency(
     await delay(Math.random() * pauseMaxMs);
     const startedAt = performance.now();
     try {
-      const id = await system.submit(workload);
-      await system.awaitResult(id, workload);
+      await system.runOne(workload);
       latenciesMs.push(performance.now() - startedAt);
     } catch (error) {
       failed++;

@@ -81,16 +81,18 @@ export async function startPgBoss(options: PgBossOptions): Promise<RunningSystem
       );
       return rows[0]?.state;
     };
+    const submit = async () => {
+      const id = await boss.send(QUEUE, workload.payload);
+      if (!id) throw new Error('pg-boss did not create the job');
+      return id;
+    };
     return {
       system: 'pg-boss',
       workers: options.workers,
       workloads: ['trivial'],
-      async submit() {
-        const id = await boss.send(QUEUE, workload.payload);
-        if (!id) throw new Error('pg-boss did not create the job');
-        return id;
-      },
-      async awaitResult(id: string) {
+      submit,
+      async runOne() {
+        const id = await submit();
         const state = await pollUntil(
           () => stateOf(id),
           (value) => value === 'completed' || value === 'failed' || value === 'cancelled',

@@ -41,8 +41,11 @@ export interface RunningSystem {
   workloads: readonly WorkloadId[];
   /** Submits one job the system's own way; resolves with its id once the system has accepted it. */
   submit(workload: WorkloadId): Promise<string>;
-  /** Resolves once the job has finished; throws if it did not succeed. */
-  awaitResult(id: string, workload: WorkloadId): Promise<void>;
+  /**
+   * Submits one job and resolves once it has succeeded (throws if it did not), the quickest way the
+   * system offers: modelgate in one request (Prefer: wait), the peers by submitting and reading its row.
+   */
+  runOne(workload: WorkloadId): Promise<void>;
   /**
    * Jobs not finished yet, all workloads together. Cheap enough to ask every few milliseconds; 0 means every
    * job submitted so far has finished. (PGlite: 0 or 1, whether any job is still queued or running.)

@@ -83,13 +83,15 @@ export function registerJobCommands(program: Command): void {
           ...(options.priority === undefined ? {} : { priority: options.priority }),
           ...(options.webhookUrl === undefined ? {} : { webhook_url: options.webhookUrl }),
         };
-        let job: JobInfo & { result?: unknown } = await clientFor(options).submitJob(
-          model,
-          body,
-          options.idempotencyKey,
-        );
-        if (options.wait !== undefined) {
-          job = await waitFor(options, job.id, options.wait === true ? POLL_SECONDS : options.wait);
+        const seconds = options.wait === true ? POLL_SECONDS : options.wait;
+        let job = await clientFor(options).submitJob(model, body, {
+          idempotencyKey: options.idempotencyKey,
+          waitSeconds: seconds === undefined ? undefined : Math.min(seconds, POLL_SECONDS),
+        });
+        if (seconds !== undefined) {
+          if (!FINISHED.has(job.status) && seconds > POLL_SECONDS) {
+            job = await waitFor(options, job.id, seconds - POLL_SECONDS);
+          }
           exitFor(job);
         }
         output(options, job, () => describe(job));

@@ -183,15 +183,23 @@ export class ModelgateClient {
   }
 
   /** Submits an async job; the same `idempotencyKey` and body return the same job. */
+  /**
+   * Queues a job. `waitSeconds` (at most 60) holds the answer until the job has finished (Prefer: wait),
+   * so that a short job comes back with its result in one request.
+   */
   submitJob(
     name: string,
     body: ({ inputs: Record<string, unknown> } | { instances: unknown[] }) & JobOptions,
-    idempotencyKey?: string,
+    options: { idempotencyKey?: string; waitSeconds?: number } = {},
   ) {
-    return this.request<JobInfo>('POST', `/v1/models/${encodeURIComponent(name)}/jobs`, {
-      json: body,
-      headers: idempotencyKey === undefined ? {} : { 'idempotency-key': idempotencyKey },
-    });
+    const headers: Record<string, string> = {};
+    if (options.idempotencyKey !== undefined) headers['idempotency-key'] = options.idempotencyKey;
+    if (options.waitSeconds !== undefined) headers.prefer = `wait=${options.waitSeconds}`;
+    return this.request<JobInfo & { result?: unknown }>(
+      'POST',
+      `/v1/models/${encodeURIComponent(name)}/jobs`,
+      { json: body, headers },
+    );
   }
 
   /** The job with its result; `waitSeconds` long-polls (at most 60) until it has finished. */

@@ -24,6 +24,30 @@ const listQuery = z
   })
   .strict();
 
+/**
+ * The `wait` preference of a Prefer header (RFC 7240), e.g. `Prefer: wait=5`: seconds to hold the answer
+ * until the job has finished. Other preferences are ignored, as the RFC asks; a wait that is not a number
+ * of seconds within the long-poll limit is refused.
+ */
+function preferredWait(header: string | string[] | undefined): number | undefined {
+  const preferences = (Array.isArray(header) ? header.join(',') : (header ?? '')).split(',');
+  for (const preference of preferences) {
+    const [name, value] = preference
+      .split(';')[0]!
+      .split('=')
+      .map((part) => part.trim());
+    if (name?.toLowerCase() !== 'wait') continue;
+    const seconds = value === undefined || value === '' ? NaN : Number(value);
+    if (!(seconds >= 0 && seconds <= MAX_WAIT_SECONDS)) {
+      throw new ModelgateError('bad_request', `Prefer: wait takes 0 to ${MAX_WAIT_SECONDS} seconds`, {
+        details: { prefer: value ?? '' },
+      });
+    }
+    return seconds;
+  }
+  return undefined;
+}
+
 /** A job; with its result when asked for (it can be large, and may live in the artifact store). */
 async function serializeJob(job: JobRecord, jobs: JobService, withResult: boolean) {
   if (!withResult) return jobView(job);
@@ -42,17 +66,17 @@ export function registerJobRoutes(app: FastifyInstance, { db, jobs, config }: Ht
           'Idempotency-Key: 1 to 255 visible ASCII characters, sent once',
         );
       }
-      const { job, replayed } = await jobs.submit(
-        principalOf(request).tenantId,
-        request.params.name,
-        request.body,
-        header,
-      );
-      if (replayed) reply.header('idempotent-replayed', 'true');
+      const wait = preferredWait(request.headers.prefer);
+      const tenantId = principalOf(request).tenantId;
+      const submitted = await jobs.submit(tenantId, request.params.name, request.body, header);
+      // Prefer: wait=N: the answer comes once the job has finished, or after N seconds as it is then.
+      const job = wait === undefined ? submitted.job : await jobs.get(tenantId, submitted.job.id, wait);
+      if (submitted.replayed) reply.header('idempotent-replayed', 'true');
+      if (wait !== undefined) reply.header('preference-applied', `wait=${wait}`);
       return reply
         .status(202)
         .header('location', `/v1/jobs/${job.id}`)
-        .send(await serializeJob(job, jobs, false));
+        .send(await serializeJob(job, jobs, wait !== undefined));
     },
   );
 
