@@ -133,6 +133,13 @@ describe('async jobs over HTTP', () => {
     assert.equal(answered.body.status, 'succeeded');
     const predicted = await tp.call('POST', '/v1/models/identity/predict', { key, json: body });
     assert.deepEqual(answered.body.result, predicted.body);
+    // A replayed submit waits for the job it made before.
+    const options = { prefer: 'wait=10', idempotencyKey: 'prefer-replay' };
+    const first = await submit('identity', body, options);
+    const replayed = await submit('identity', body, options);
+    assert.equal(replayed.headers.get('idempotent-replayed'), 'true');
+    assert.equal(replayed.body.id, first.body.id);
+    assert.deepEqual(replayed.body.result, predicted.body);
     // A wait that runs out answers with the job as it is then; unknown preferences are ignored.
     const queued = await submit(
       'slow',

@@ -90,12 +90,35 @@ export class JobService {
     await this.unlisten?.();
   }
 
+  /**
+   * Queues a job. With `waitSeconds`, the answer waits up to that long for the job to finish (Prefer:
+   * wait); the waiter is in place before the insert, so the finished notice cannot come too early.
+   */
   async submit(
     tenantId: string,
     modelName: string,
     rawBody: unknown,
     idempotencyKey: string | undefined,
+    waitSeconds = 0,
   ): Promise<SubmitResult> {
+    const deadline = Date.now() + waitSeconds * 1000;
+    const job = this.newJob(tenantId, modelName, rawBody);
+    const watch = waitSeconds > 0 ? this.watch(job.id) : undefined;
+    try {
+      const submitted = await this.insert(job, rawBody, idempotencyKey);
+      if (!watch) return submitted;
+      if (submitted.replayed)
+        return { ...submitted, job: await this.get(tenantId, submitted.job.id, waitSeconds) };
+      return {
+        ...submitted,
+        job: await this.waitFor(tenantId, job.id, deadline, watch.alarm, submitted.job),
+      };
+    } finally {
+      watch?.stop();
+    }
+  }
+
+  private newJob(tenantId: string, modelName: string, rawBody: unknown): NewJob {
     const options = parseWith(jobOptionsSchema, rawBody);
     const { version, priority = 0, webhook_url: webhookUrl, ...predictBody } = options;
     const body = parseWith(predictBodySchema, predictBody);
@@ -104,7 +127,7 @@ export class JobService {
     validateInputs(tensorsFromBody(body, resolved.version.signature), resolved.version.signature.inputs);
     if (webhookUrl !== undefined) checkWebhookUrl(webhookUrl);
     const { maxAttempts, timeoutMs } = jobSettings(resolved.model.settings, this.deps.config);
-    const job = {
+    return {
       id: newJobId(),
       tenantId,
       modelName,
@@ -115,13 +138,20 @@ export class JobService {
       timeoutMs,
       webhookUrl,
     };
-    const { db } = this.deps;
-    if (idempotencyKey === undefined) return { job: await this.inserts.write(job), replayed: false };
+  }
 
+  /** Inserts the job, once per Idempotency-Key: a key seen before gives the job it made. */
+  private async insert(
+    job: NewJob,
+    rawBody: unknown,
+    idempotencyKey: string | undefined,
+  ): Promise<SubmitResult> {
+    if (idempotencyKey === undefined) return { job: await this.inserts.write(job), replayed: false };
+    const { tenantId, modelName } = job;
     const requestHash = createHash('sha256')
       .update(JSON.stringify([modelName, rawBody]))
       .digest('hex');
-    return db.transaction(async (tx) => {
+    return this.deps.db.transaction(async (tx) => {
       const existing = await claimIdempotencyKey(tx, tenantId, idempotencyKey, requestHash, job.id);
       if (!existing) return { job: await insertJob(tx, job), replayed: false };
       if (existing.requestHash !== requestHash) {
@@ -140,33 +170,47 @@ export class JobService {
   /** The job; with `waitSeconds`, waits up to that long for it to finish first. */
   async get(tenantId: string, id: string, waitSeconds = 0): Promise<JobRecord> {
     const deadline = Date.now() + waitSeconds * 1000;
-    // A notice that arrives while the job is being read is kept: the next read follows at once.
-    const alarm = new Alarm();
-    const waiter = () => alarm.ring();
-    if (waitSeconds > 0) this.addWaiter(id, waiter);
+    const watch = waitSeconds > 0 ? this.watch(id) : undefined;
     try {
-      for (;;) {
-        const job = await selectJob(this.deps.db, tenantId, id);
-        if (!job) throw jobNotFound(id);
-        const remainingMs = deadline - Date.now();
-        if (TERMINAL_STATUSES.includes(job.status) || remainingMs <= 0) return job;
-        await alarm.sleep(Math.min(remainingMs, WAIT_RECHECK_MS));
-      }
+      return await this.waitFor(tenantId, id, deadline, watch?.alarm ?? new Alarm());
     } finally {
-      if (waitSeconds > 0) this.removeWaiter(id, waiter);
+      watch?.stop();
     }
   }
 
-  private addWaiter(id: string, waiter: () => void): void {
+  /** Reads the job (unless `job` is known) until it has finished or the deadline has passed. */
+  private async waitFor(
+    tenantId: string,
+    id: string,
+    deadline: number,
+    alarm: Alarm,
+    job?: JobRecord,
+  ): Promise<JobRecord> {
+    for (;;) {
+      job ??= await selectJob(this.deps.db, tenantId, id);
+      if (!job) throw jobNotFound(id);
+      const remainingMs = deadline - Date.now();
+      if (TERMINAL_STATUSES.includes(job.status) || remainingMs <= 0) return job;
+      // A notice that arrived while the job was being read is kept: the next read follows at once.
+      await alarm.sleep(Math.min(remainingMs, WAIT_RECHECK_MS));
+      job = undefined;
+    }
+  }
+
+  /** Rings the returned alarm whenever the job's finished notice arrives, until stopped. */
+  private watch(id: string): { alarm: Alarm; stop: () => void } {
+    const alarm = new Alarm();
+    const waiter = () => alarm.ring();
     let waiting = this.waiters.get(id);
     if (!waiting) this.waiters.set(id, (waiting = new Set()));
     waiting.add(waiter);
-  }
-
-  private removeWaiter(id: string, waiter: () => void): void {
-    const waiting = this.waiters.get(id);
-    waiting?.delete(waiter);
-    if (waiting?.size === 0) this.waiters.delete(id);
+    return {
+      alarm,
+      stop: () => {
+        waiting.delete(waiter);
+        if (waiting.size === 0 && this.waiters.get(id) === waiting) this.waiters.delete(id);
+      },
+    };
   }
 
   list(tenantId: string, filter: JobFilter): Promise<JobRecord[]> {

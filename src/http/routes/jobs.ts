@@ -67,11 +67,15 @@ export function registerJobRoutes(app: FastifyInstance, { db, jobs, config }: Ht
         );
       }
       const wait = preferredWait(request.headers.prefer);
-      const tenantId = principalOf(request).tenantId;
-      const submitted = await jobs.submit(tenantId, request.params.name, request.body, header);
       // Prefer: wait=N: the answer comes once the job has finished, or after N seconds as it is then.
-      const job = wait === undefined ? submitted.job : await jobs.get(tenantId, submitted.job.id, wait);
-      if (submitted.replayed) reply.header('idempotent-replayed', 'true');
+      const { job, replayed } = await jobs.submit(
+        principalOf(request).tenantId,
+        request.params.name,
+        request.body,
+        header,
+        wait,
+      );
+      if (replayed) reply.header('idempotent-replayed', 'true');
       if (wait !== undefined) reply.header('preference-applied', `wait=${wait}`);
       return reply
         .status(202)
