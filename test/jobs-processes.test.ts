@@ -237,6 +237,37 @@ describe('jobs across processes', { concurrency: 1 }, () => {
   );
 
   clusterTest(
+    'a full worker hands the notices meant for it on: an idle one runs those jobs at once',
+    // Polling far apart: jobs found in time were found through notices.
+    { env: { MODELGATE_JOB_POLL_MS: '60000' } },
+    async (cluster) => {
+      const gateway = await cluster.startGateway();
+      const client = cluster.client(gateway);
+      // One slot, taken by a slow job (~10 s here, ~5 MB of input) while it is the only worker.
+      const full = await cluster.startWorker({ MODELGATE_WORKER_CONCURRENCY: '1' });
+      await client.deploy('slow', buildSlowModel());
+      await client.deploy('identity', buildIdentityModel(3));
+      const slow = await client.submitJob('slow', { instances: slowInput(1, 2400) });
+      assert.equal(await waitUntilRunning(cluster, slow.id), full.id);
+      const idle = await cluster.startWorker();
+      await waitUntil(
+        'both workers active',
+        () => cluster.query(`SELECT id FROM workers WHERE status = 'active'`),
+        (rows) => rows.length === 2,
+      );
+
+      // One at a time: each notice names one worker, about half of them the full one.
+      for (let i = 0; i < 10; i++) {
+        const job = await client.submitJob('identity', { instances: [[i, 0, 1]] }, { waitSeconds: 10 });
+        assert.equal(job.status, 'succeeded', JSON.stringify(job));
+      }
+      const counts = await idle.jobAttempts();
+      assert.equal(counts['identity/succeeded'], 10, 'the idle worker ran every one');
+      assert.equal((await client.getJob(slow.id)).status, 'running', 'the full worker was full all along');
+    },
+  );
+
+  clusterTest(
     "a worker's database connections dropped mid-work: no job is lost, the worker lives and listens again",
     // Polling rarely: new work after the drop is found through the re-established LISTEN.
     { env: { MODELGATE_JOB_POLL_MS: '5000' } },

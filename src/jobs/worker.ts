@@ -17,6 +17,7 @@ import { listenChannel } from '../store/channels.ts';
 import type { Db } from '../store/db.ts';
 import { newId } from '../store/ids.ts';
 import {
+  announceQueued,
   claimJobs,
   finishJobs,
   JOBS_QUEUED_CHANNEL,
@@ -81,6 +82,8 @@ export class JobWorker {
   private loop: Promise<void> | undefined;
   private timers: NodeJS.Timeout[] = [];
   private unlisten: (() => Promise<void>) | undefined;
+  /** Jobs may be waiting that this worker was told of while full, or that its last claim left behind. */
+  private owed = true;
   /** The active workers (this one included), as of the last heartbeat. */
   private peers: string[] = [];
   /** Outcomes are recorded together while the previous ones are committing (a batch finishes at once). */
@@ -134,14 +137,22 @@ export class JobWorker {
   /**
    * Jobs were queued (the payload names the transaction that queued them). Every worker hears it, but only
    * one, picked by the payload among the active workers, claims at once: the others would only race it to
-   * an empty claim. Should that one be busy or gone, the jobs wait for the next claim any worker makes (a
-   * finished job, or the poll).
+   * an empty claim. That one, when full, hands the notice on to all (an empty payload), so that any worker
+   * with room claims the jobs; a full worker keeps a claim owed for its next free slot. A worker that is
+   * gone without saying so leaves its share to the poll until its peers see it gone.
    */
   private onQueued(payload: string): void {
     const { peers } = this;
     const index = peers.indexOf(this.id);
-    if (payload === '' || peers.length <= 1 || index < 0 || hashOf(payload) % peers.length === index) {
-      this.notify();
+    const designated =
+      payload === '' || peers.length <= 1 || index < 0 || hashOf(payload) % peers.length === index;
+    if (!designated) return;
+    if (this.inFlight.size < this.deps.config.workerConcurrency) return this.notify();
+    this.owed = true;
+    if (payload !== '' && peers.length > 1) {
+      announceQueued(this.deps.db).catch((error: unknown) =>
+        this.deps.logger.warn({ err: error, worker: this.id }, 'handing a notice on failed'),
+      );
     }
   }
 
@@ -169,10 +180,13 @@ export class JobWorker {
           }
           const jobs = await claimJobs(db, this.id, free, config.jobLeaseMs);
           claimed = jobs.length;
+          this.owed = claimed === free;
           for (const job of jobs) this.launch(job);
         } catch (error) {
           logger.warn({ err: error, worker: this.id }, 'claiming jobs failed; retrying');
         }
+      } else {
+        this.owed = true;
       }
       // More may be waiting: claim again at once while there is room; otherwise wait for a notice (one
       // that came during the claim ends the wait at once) or the poll.
@@ -197,7 +211,8 @@ export class JobWorker {
       .finally(() => {
         this.inFlight.delete(job.id);
         this.deps.metrics.jobsInFlight.set(this.inFlight.size);
-        this.notify();
+        // A free slot is worth a claim only when jobs may be waiting; new ones come with a notice.
+        if (this.owed) this.notify();
       });
   }
 

@@ -215,6 +215,11 @@ export async function claimJobs(
   );
 }
 
+/** Tells every worker that jobs may be waiting (an empty queued notice): a full worker hands one on. */
+export async function announceQueued(db: Queryable): Promise<void> {
+  await db.query('SELECT pg_notify(modelgate_channel($1), $2)', [JOBS_QUEUED_CHANNEL, '']);
+}
+
 /** A worker's hold on one attempt of a job: what fences its writes. */
 export interface JobLease {
   id: string;
