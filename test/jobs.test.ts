@@ -3,8 +3,11 @@
 // cancel; list with filters and cursors; retries to a dead letter; results in the artifact store; signed
 // webhooks (retried, every attempt recorded) and the SSRF refusal; the workers list.
 import assert from 'node:assert/strict';
+import { access, mkdtemp, rm } from 'node:fs/promises';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { buildModel } from '../examples/onnx-writer.ts';
 import { insertJob, newJobId } from '../src/store/jobs.ts';
@@ -525,5 +528,49 @@ describe('jobs meeting a full model queue', () => {
     }
     const metrics = (await tp.call('GET', '/metrics')).body as string;
     assert.match(metrics, /modelgate_job_attempts_total\{model="identity",outcome="retried"\} [1-9]/);
+  });
+});
+
+describe('retention', () => {
+  it("finished jobs past jobRetentionSeconds go, with result artifacts nothing else uses, at a worker's start", async () => {
+    const dataDir = await mkdtemp(join(tmpdir(), 'modelgate-retention-'));
+    try {
+      // Results over 10 bytes go to the artifact store.
+      const first = await startTestPlatform({ config: { dataDir, inlineResultBytes: 10 } });
+      let id: string;
+      let sha: string;
+      try {
+        await deployModel(first, first.adminKey, 'identity', buildIdentityModel(3));
+        const submitted = await first.call('POST', '/v1/models/identity/jobs', {
+          key: first.adminKey,
+          json: { instances: [[7, 8, 9]] },
+          headers: { prefer: 'wait=10' },
+        });
+        assert.equal(submitted.body.status, 'succeeded', JSON.stringify(submitted.body));
+        id = submitted.body.id;
+        const [row] = await first.platform.db.query<{ sha: string }>(
+          `UPDATE jobs SET finished_at = now() - interval '2 days' WHERE id = $1 RETURNING result_sha256 AS sha`,
+          [id],
+        );
+        sha = row!.sha;
+        await access(join(dataDir, 'artifacts', 'sha256', sha));
+      } finally {
+        await first.close();
+      }
+
+      const second = await startTestPlatform({ config: { dataDir, jobRetentionSeconds: 86_400 } });
+      try {
+        await eventually(
+          async () => (await second.call('GET', `/v1/jobs/${id}`, { key: second.adminKey })).status,
+          (status) => status === 404,
+          'the expired job to be removed',
+        );
+        await assert.rejects(access(join(dataDir, 'artifacts', 'sha256', sha)), { code: 'ENOENT' });
+      } finally {
+        await second.close();
+      }
+    } finally {
+      await rm(dataDir, { recursive: true, force: true });
+    }
   });
 });

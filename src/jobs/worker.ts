@@ -120,18 +120,22 @@ export class JobWorker {
     };
     this.every(config.jobLeaseMs / 3, () => this.heartbeat());
     this.every(HOUSEKEEPING_INTERVAL_MS, () => this.housekeeping());
+    // Also at once: a worker restarted after a while catches up on what has expired meanwhile.
+    this.runTask(() => this.housekeeping());
     this.loop = this.run();
     this.deps.logger.info({ worker: this.id, concurrency: config.workerConcurrency }, 'job worker started');
   }
 
   private every(ms: number, task: () => Promise<void>): void {
-    const timer = setInterval(() => {
-      task().catch((error: unknown) =>
-        this.deps.logger.warn({ err: error, worker: this.id }, 'worker task failed'),
-      );
-    }, ms);
+    const timer = setInterval(() => this.runTask(task), ms);
     timer.unref();
     this.timers.push(timer);
+  }
+
+  private runTask(task: () => Promise<void>): void {
+    task().catch((error: unknown) =>
+      this.deps.logger.warn({ err: error, worker: this.id }, 'worker task failed'),
+    );
   }
 
   /**
