@@ -205,11 +205,15 @@ export async function claimJobs(
        ) c
        WHERE t.tenant_id IS NOT NULL
      ),
-     chosen AS (SELECT id FROM offered ORDER BY share, priority DESC, run_after, id LIMIT $3)
+     chosen AS (SELECT id FROM offered ORDER BY share, priority DESC, run_after, id LIMIT $3),
+     -- A claim need not wait for its commit to reach the disk: one lost in a server crash leaves the job
+     -- queued, its result is then refused by the fence, and a later durable commit flushes it anyway.
+     -- Saves the claim a WAL flush (~0.3 ms here) on the way from submit to result.
+     no_flush AS (SELECT set_config('synchronous_commit', 'off', true))
      UPDATE jobs SET status = 'running', attempts = attempts + 1, lease_owner = $1,
        lease_expires_at = now() + make_interval(secs => $2::float8 / 1000),
        started_at = coalesce(started_at, now())
-     FROM chosen WHERE jobs.id = chosen.id
+     FROM chosen CROSS JOIN no_flush WHERE jobs.id = chosen.id
      RETURNING ${QUALIFIED_JOB_COLUMNS}`,
     [workerId, leaseMs, limit],
   );
