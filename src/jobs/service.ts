@@ -107,8 +107,10 @@ export class JobService {
     try {
       const submitted = await this.insert(job, rawBody, idempotencyKey);
       if (!watch) return submitted;
-      if (submitted.replayed)
-        return { ...submitted, job: await this.get(tenantId, submitted.job.id, waitSeconds) };
+      if (submitted.replayed) {
+        const remainingSeconds = Math.max(0, (deadline - Date.now()) / 1000);
+        return { ...submitted, job: await this.get(tenantId, submitted.job.id, remainingSeconds) };
+      }
       return {
         ...submitted,
         job: await this.waitFor(tenantId, job.id, deadline, watch.alarm, submitted.job),
