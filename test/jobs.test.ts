@@ -565,7 +565,16 @@ describe('retention', () => {
           (status) => status === 404,
           'the expired job to be removed',
         );
-        await assert.rejects(access(join(dataDir, 'artifacts', 'sha256', sha)), { code: 'ENOENT' });
+        // The artifact goes just after the job's row (its removal follows the commit).
+        await eventually(
+          () =>
+            access(join(dataDir, 'artifacts', 'sha256', sha)).then(
+              () => 'present',
+              (error: NodeJS.ErrnoException) => error.code,
+            ),
+          (state) => state === 'ENOENT',
+          'the result artifact to be removed',
+        );
       } finally {
         await second.close();
       }

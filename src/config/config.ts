@@ -83,7 +83,7 @@ export const configSchema = z
     jobTimeoutMs: z.coerce.number().int().min(1).default(600_000),
     /** A claimed job's lease, renewed every third of it while it runs (MODELGATE_JOB_LEASE_MS). Default 30 000. */
     jobLeaseMs: z.coerce.number().int().min(100).default(30_000),
-    /** Workers look for jobs at least this often without a notice (MODELGATE_JOB_POLL_MS). Default 1000. */
+    /** Idle workers look for jobs this often without a notice; busy ones at least every 100 ms (MODELGATE_JOB_POLL_MS). Default 1000. */
     jobPollMs: z.coerce.number().int().min(10).default(1000),
     /** First retry delay, doubled per attempt with jitter, at most 5 min (MODELGATE_JOB_RETRY_BASE_MS). Default 1000. */
     jobRetryBaseMs: z.coerce.number().int().min(0).default(1000),

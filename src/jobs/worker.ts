@@ -60,6 +60,8 @@ const RETRYABLE = new Set(['inference_failed', 'timeout', 'queue_full', 'interna
 const MIN_KEY_RETENTION_SECONDS = 24 * 3600;
 const MAX_RETRY_DELAY_MS = 5 * 60_000;
 const HOUSEKEEPING_INTERVAL_MS = 60_000;
+/** How often a worker with jobs in flight looks for jobs without a notice. */
+const BUSY_POLL_MS = 100;
 
 /** FNV-1a: a cheap, stable spread of job ids over workers. */
 function hashOf(text: string): number {
@@ -195,7 +197,11 @@ export class JobWorker {
       // More may be waiting: claim again at once while there is room; otherwise wait for a notice (one
       // that came during the claim ends the wait at once) or the poll.
       if (claimed > 0 && claimed === free) continue;
-      await this.alarm.sleep(config.jobPollMs);
+      // A busy worker looks more often: jobs whose notice named a worker that died unannounced (its peers
+      // count it in until its heartbeat is a lease old) are picked up within BUSY_POLL_MS under load.
+      await this.alarm.sleep(
+        this.inFlight.size > 0 ? Math.min(config.jobPollMs, BUSY_POLL_MS) : config.jobPollMs,
+      );
     }
   }
 
