@@ -8,7 +8,7 @@ import {
   cancelJob,
   claimIdempotencyKey,
   claimJobs,
-  finishJob,
+  finishJobs,
   insertJob,
   JOBS_DONE_CHANNEL,
   JOBS_QUEUED_CHANNEL,
@@ -21,6 +21,7 @@ import {
   retryJob,
   selectJob,
   type JobLease,
+  type JobOutcome,
   type JobRecord,
   type NewJob,
 } from '../src/store/jobs.ts';
@@ -28,6 +29,12 @@ import { listenChannel } from '../src/store/channels.ts';
 import { migrate } from '../src/store/migrate.ts';
 import { insertTenant } from '../src/store/tenants.ts';
 import { testDatabases } from './helpers/databases.ts';
+
+/** One attempt's outcome through finishJobs: whether it was recorded. */
+async function finishJob(db: Db, lease: JobLease, outcome: JobOutcome): Promise<boolean> {
+  const [recorded] = await finishJobs(db, [{ lease, outcome }]);
+  return recorded!;
+}
 
 const LEASE_MS = 30_000;
 const leaseOf = (job: JobRecord, workerId: string): JobLease => ({
@@ -47,7 +54,7 @@ for (const database of testDatabases()) {
       tenantId,
       modelName: 'iris',
       modelVersion: 1,
-      input: { instances: [[1, 2, 3, 4]] },
+      inputJson: JSON.stringify({ instances: [[1, 2, 3, 4]] }),
       priority: 0,
       maxAttempts: 3,
       timeoutMs: 60_000,

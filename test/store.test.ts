@@ -225,13 +225,17 @@ for (const database of testDatabases()) {
           );
           assert.deepEqual(reconnected.sort(), ['shared_a', 'shared_b']);
           assert.equal((await listening()).length, 1);
-          await admin.query(`SELECT pg_notify('shared_a', '1'), pg_notify('shared_b', '2')`);
-          await waitUntil(
-            'both notices',
-            async () => received.length,
-            (n) => n === 2,
+          // A channel added after the connection was replaced goes onto the new connection.
+          await own.listen('shared_c', (payload) => received.push(`shared_c:${payload}`));
+          await admin.query(
+            `SELECT pg_notify('shared_a', '1'), pg_notify('shared_b', '2'), pg_notify('shared_c', '3')`,
           );
-          assert.deepEqual(received.sort(), ['shared_a:1', 'shared_b:2']);
+          await waitUntil(
+            'the notices',
+            async () => received.length,
+            (n) => n === 3,
+          );
+          assert.deepEqual(received.sort(), ['shared_a:1', 'shared_b:2', 'shared_c:3']);
         } finally {
           await own.close();
           await admin.close();

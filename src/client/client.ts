@@ -182,9 +182,8 @@ export class ModelgateClient {
     });
   }
 
-  /** Submits an async job; the same `idempotencyKey` and body return the same job. */
   /**
-   * Queues a job. `waitSeconds` (at most 60) holds the answer until the job has finished (Prefer: wait),
+   * Queues a job; the same `idempotencyKey` and body return the same job. `waitSeconds` (at most 60) holds the answer until the job has finished (Prefer: wait),
    * so that a short job comes back with its result in one request.
    */
   submitJob(

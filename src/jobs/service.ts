@@ -60,7 +60,7 @@ export class JobService {
   /** Submits without an Idempotency-Key, queued together while the previous insert is committing. */
   private readonly inserts = new WriteBatcher<NewJob, JobRecord>((jobs) => insertJobs(this.deps.db, jobs), {
     maxWeight: MAX_INSERT_BYTES,
-    weigh: (job) => JSON.stringify(job.input).length,
+    weigh: (job) => job.inputJson.length,
   });
 
   constructor(
@@ -134,7 +134,7 @@ export class JobService {
       tenantId,
       modelName,
       modelVersion: resolved.version.version,
-      input: body,
+      inputJson: JSON.stringify(body),
       priority,
       maxAttempts,
       timeoutMs,

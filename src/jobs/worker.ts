@@ -109,13 +109,12 @@ export class JobWorker {
     const { db, config } = this.deps;
     await registerWorker(db, { id: this.id, host: hostname(), pid: process.pid });
     await this.refreshPeers();
+    const refreshPeers = () => this.runTask(() => this.refreshPeers());
     const listening = [
       await listenChannel(db, JOBS_QUEUED_CHANNEL, (payload) => this.onQueued(payload), {
         onReconnect: () => this.notify(),
       }),
-      await listenChannel(db, WORKERS_CHANNEL, () => void this.refreshPeers().catch(() => undefined), {
-        onReconnect: () => void this.refreshPeers().catch(() => undefined),
-      }),
+      await listenChannel(db, WORKERS_CHANNEL, refreshPeers, { onReconnect: refreshPeers }),
     ];
     this.unlisten = async () => {
       for (const unlisten of listening) await unlisten();

@@ -3,7 +3,7 @@
 // of a database, and another installation in another schema must not wake this one.
 import type { Db, Queryable } from './db.ts';
 
-export async function channelName(db: Queryable, name: string): Promise<string> {
+async function channelName(db: Queryable, name: string): Promise<string> {
   const [row] = await db.query<{ channel: string }>('SELECT modelgate_channel($1) AS channel', [name]);
   return row!.channel;
 }

@@ -67,8 +67,12 @@ const FINISHED = `finished_at = now(), lease_owner = NULL, lease_expires_at = NU
 /** A job to queue; its id comes from newJobId(), so an idempotency key can point at it before the insert. */
 export type NewJob = Pick<
   JobRecord,
-  'id' | 'tenantId' | 'modelName' | 'modelVersion' | 'input' | 'priority' | 'maxAttempts' | 'timeoutMs'
-> & { webhookUrl: string | undefined };
+  'id' | 'tenantId' | 'modelName' | 'modelVersion' | 'priority' | 'maxAttempts' | 'timeoutMs'
+> & {
+  /** The request body as JSON text, serialized once (it also weighs the insert batch). */
+  inputJson: string;
+  webhookUrl: string | undefined;
+};
 
 export const newJobId = () => newId('job');
 
@@ -88,7 +92,7 @@ export async function insertJobs(db: Queryable, jobs: readonly NewJob[]): Promis
       jobs.map((job) => job.tenantId),
       jobs.map((job) => job.modelName),
       jobs.map((job) => job.modelVersion),
-      jobs.map((job) => JSON.stringify(job.input)),
+      jobs.map((job) => job.inputJson),
       jobs.map((job) => job.priority),
       jobs.map((job) => job.maxAttempts),
       jobs.map((job) => job.timeoutMs),
@@ -287,11 +291,6 @@ export async function finishJobs(db: Queryable, attempts: readonly FinishedAttem
   );
   const recorded = new Set(rows.map((row) => `${row.id}/${row.attempt}`));
   return attempts.map(({ lease }) => recorded.has(`${lease.id}/${lease.attempt}`));
-}
-
-export async function finishJob(db: Queryable, lease: JobLease, outcome: JobOutcome): Promise<boolean> {
-  const [recorded] = await finishJobs(db, [{ lease, outcome }]);
-  return recorded!;
 }
 
 /** Queues the leased attempt's job again after `delayMs`, keeping its error; false when the lease was lost. */

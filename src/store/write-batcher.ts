@@ -23,16 +23,11 @@ export interface WriteBatcherLimits<I> {
 export class WriteBatcher<I, O> {
   private pending: (Pending<I, O> & { weight: number })[] = [];
   private writing = false;
-  private readonly maxItems: number;
-  private readonly maxWeight: number;
 
   constructor(
     private readonly writeBatch: WriteBatch<I, O>,
     private readonly limits: WriteBatcherLimits<I> = {},
-  ) {
-    this.maxItems = limits.maxItems ?? 256;
-    this.maxWeight = limits.maxWeight ?? Infinity;
-  }
+  ) {}
 
   write(item: I): Promise<O> {
     return new Promise<O>((resolve, reject) => {
@@ -61,9 +56,10 @@ export class WriteBatcher<I, O> {
   private batchLength(): number {
     let weight = this.pending[0]!.weight;
     let length = 1;
-    while (length < Math.min(this.pending.length, this.maxItems)) {
+    const { maxItems = 256, maxWeight = Infinity } = this.limits;
+    while (length < Math.min(this.pending.length, maxItems)) {
       weight += this.pending[length]!.weight;
-      if (weight > this.maxWeight) break;
+      if (weight > maxWeight) break;
       length++;
     }
     return length;
