@@ -1,7 +1,8 @@
-// Group commit for hot writes (queued jobs, finished jobs): a write that arrives while a batch is being
-// written waits for it, then goes with every other write that waited, in one statement and one commit.
-// An idle system writes each item at once; a busy one writes fewer, larger statements, which saves the
-// database a statement, a commit and a round of notices per item.
+// Group commit for hot writes (queued jobs, finished jobs): writes made in one turn of the event loop (the
+// requests read together, the outcomes of one inference batch) go together, and a write that arrives
+// while a batch is being written waits for it, then goes with every other write that waited, in one
+// statement and one commit. An idle system writes each item at once; a busy one writes fewer, larger
+// statements, which saves the database a statement, a commit and a round of notices per item.
 
 /** Writes `items` in one statement; returns one output per item, in the same order. */
 export type WriteBatch<I, O> = (items: I[]) => Promise<O[]>;
@@ -32,12 +33,13 @@ export class WriteBatcher<I, O> {
   write(item: I): Promise<O> {
     return new Promise<O>((resolve, reject) => {
       this.pending.push({ item, resolve, reject, weight: this.limits.weigh?.(item) ?? 0 });
-      if (!this.writing) void this.drain();
+      if (this.writing) return;
+      this.writing = true;
+      setImmediate(() => void this.drain());
     });
   }
 
   private async drain(): Promise<void> {
-    this.writing = true;
     while (this.pending.length > 0) {
       const batch = this.pending.splice(0, this.batchLength());
       try {
