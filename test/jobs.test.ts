@@ -136,6 +136,14 @@ describe('async jobs over HTTP', () => {
     assert.equal(answered.body.status, 'succeeded');
     const predicted = await tp.call('POST', '/v1/models/identity/predict', { key, json: body });
     assert.deepEqual(answered.body.result, predicted.body);
+    // The answer is the job as a read of it shows it (the finished notice brought it along).
+    assert.deepEqual(answered.body, (await getJob(answered.body.id)).body);
+    // A job too large to come with its notice is read once the notice arrives.
+    const large = { instances: Array.from({ length: 800 }, (_, i) => [i, i + 1, i + 2]) };
+    const answeredLarge = await submit('identity', large, { prefer: 'wait=10' });
+    assert.equal(answeredLarge.body.status, 'succeeded');
+    const predictedLarge = await tp.call('POST', '/v1/models/identity/predict', { key, json: large });
+    assert.deepEqual(answeredLarge.body.result, predictedLarge.body);
     // A replayed submit waits for the job it made before.
     const options = { prefer: 'wait=10', idempotencyKey: 'prefer-replay' };
     const first = await submit('identity', body, options);

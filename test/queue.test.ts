@@ -11,6 +11,7 @@ import {
   finishJobs,
   insertJob,
   JOBS_DONE_CHANNEL,
+  parseDoneNotice,
   JOBS_QUEUED_CHANNEL,
   listJobs,
   newJobId,
@@ -321,9 +322,32 @@ for (const database of testDatabases()) {
           await new Promise((resolve) => setTimeout(resolve, 10));
         }
         assert.ok(queued.length >= 1);
-        assert.deepEqual(done, [job.id]);
+        assert.equal(done.length, 1);
+        // The notice brings the finished job, as a read of it gives it.
+        const notice = parseDoneNotice(done[0]!);
+        assert.equal(notice.id, job.id);
+        assert.deepEqual(notice.job?.(), await selectJob(db, tenantA, job.id));
       } finally {
         await stopQueued();
+        await stopDone();
+      }
+    });
+
+    it('a finished job too large for a notice is announced by its id alone', async () => {
+      await clearJobs();
+      const done: string[] = [];
+      const stopDone = await listenChannel(db, JOBS_DONE_CHANNEL, (payload) => done.push(payload));
+      try {
+        const job = await insertJob(db, newJob(tenantA));
+        const [claimed] = await claimJobs(db, 'w1', 1, LEASE_MS);
+        await finishJob(db, leaseOf(claimed!, 'w1'), { status: 'succeeded', result: 'x'.repeat(8000) });
+        const deadline = Date.now() + 5000;
+        while (done.length === 0 && Date.now() < deadline) {
+          await new Promise((resolve) => setTimeout(resolve, 10));
+        }
+        assert.deepEqual(done, [job.id]);
+        assert.equal(parseDoneNotice(done[0]!).job, undefined);
+      } finally {
         await stopDone();
       }
     });

@@ -20,6 +20,7 @@ import {
   JOBS_DONE_CHANNEL,
   listJobs,
   newJobId,
+  parseDoneNotice,
   selectJob,
   TERMINAL_STATUSES,
   type JobFilter,
@@ -47,6 +48,14 @@ export const MAX_WAIT_SECONDS = 60;
 /** A waiting reader also re-reads at this interval, in case a notice was missed (a dropped connection). */
 const WAIT_RECHECK_MS = 1000;
 
+/** A reader's hold on a job's finished notices. */
+interface Watch {
+  alarm: Alarm;
+  /** The finished job the last notice brought, if it did (once). */
+  take(): JobRecord | undefined;
+  stop(): void;
+}
+
 export interface SubmitResult {
   job: JobRecord;
   /** True when an earlier submit with the same Idempotency-Key made this job. */
@@ -54,8 +63,8 @@ export interface SubmitResult {
 }
 
 export class JobService {
-  /** Readers waiting for a job to finish, by job id. */
-  private readonly waiters = new Map<string, Set<() => void>>();
+  /** Readers waiting for a job to finish, by job id; each is given the finished job when its notice has it. */
+  private readonly waiters = new Map<string, Set<(job: JobRecord | undefined) => void>>();
   private unlisten: (() => Promise<void>) | undefined;
   /** Submits without an Idempotency-Key, queued together while the previous insert is committing. */
   private readonly inserts = new WriteBatcher<NewJob, JobRecord>((jobs) => insertJobs(this.deps.db, jobs), {
@@ -74,13 +83,17 @@ export class JobService {
 
   async start(): Promise<void> {
     const wakeAll = () => {
-      for (const waiting of this.waiters.values()) for (const wake of waiting) wake();
+      for (const waiting of this.waiters.values()) for (const wake of waiting) wake(undefined);
     };
     this.unlisten = await listenChannel(
       this.deps.db,
       JOBS_DONE_CHANNEL,
-      (id) => {
-        for (const wake of this.waiters.get(id) ?? []) wake();
+      (payload) => {
+        const notice = parseDoneNotice(payload);
+        const waiting = this.waiters.get(notice.id);
+        if (!waiting) return;
+        const job = notice.job?.();
+        for (const wake of waiting) wake(job);
       },
       { onReconnect: wakeAll },
     );
@@ -111,10 +124,7 @@ export class JobService {
         const remainingSeconds = Math.max(0, (deadline - Date.now()) / 1000);
         return { ...submitted, job: await this.get(tenantId, submitted.job.id, remainingSeconds) };
       }
-      return {
-        ...submitted,
-        job: await this.waitFor(tenantId, job.id, deadline, watch.alarm, submitted.job),
-      };
+      return { ...submitted, job: await this.waitFor(tenantId, job.id, deadline, watch, submitted.job) };
     } finally {
       watch?.stop();
     }
@@ -174,40 +184,52 @@ export class JobService {
     const deadline = Date.now() + waitSeconds * 1000;
     const watch = waitSeconds > 0 ? this.watch(id) : undefined;
     try {
-      return await this.waitFor(tenantId, id, deadline, watch?.alarm ?? new Alarm());
+      return await this.waitFor(tenantId, id, deadline, watch);
     } finally {
       watch?.stop();
     }
   }
 
-  /** Reads the job (unless `job` is known) until it has finished or the deadline has passed. */
+  /**
+   * Reads the job (unless `job` is known) until it has finished or the deadline has passed. Without a
+   * watch it is read once; with one, again after each notice (which may bring the finished job along).
+   */
   private async waitFor(
     tenantId: string,
     id: string,
     deadline: number,
-    alarm: Alarm,
+    watch: Watch | undefined,
     job?: JobRecord,
   ): Promise<JobRecord> {
     for (;;) {
       job ??= await selectJob(this.deps.db, tenantId, id);
       if (!job) throw jobNotFound(id);
       const remainingMs = deadline - Date.now();
-      if (TERMINAL_STATUSES.includes(job.status) || remainingMs <= 0) return job;
+      if (TERMINAL_STATUSES.includes(job.status) || remainingMs <= 0 || !watch) return job;
       // A notice that arrived while the job was being read is kept: the next read follows at once.
-      await alarm.sleep(Math.min(remainingMs, WAIT_RECHECK_MS));
-      job = undefined;
+      await watch.alarm.sleep(Math.min(remainingMs, WAIT_RECHECK_MS));
+      job = watch.take();
     }
   }
 
-  /** Rings the returned alarm whenever the job's finished notice arrives, until stopped. */
-  private watch(id: string): { alarm: Alarm; stop: () => void } {
+  /** Rings the watch's alarm whenever the job's finished notice arrives, until stopped. */
+  private watch(id: string): Watch {
     const alarm = new Alarm();
-    const waiter = () => alarm.ring();
+    let delivered: JobRecord | undefined;
+    const waiter = (job: JobRecord | undefined) => {
+      delivered = job;
+      alarm.ring();
+    };
     let waiting = this.waiters.get(id);
     if (!waiting) this.waiters.set(id, (waiting = new Set()));
     waiting.add(waiter);
     return {
       alarm,
+      take: () => {
+        const job = delivered;
+        delivered = undefined;
+        return job;
+      },
       stop: () => {
         waiting.delete(waiter);
         if (waiting.size === 0 && this.waiters.get(id) === waiting) this.waiters.delete(id);

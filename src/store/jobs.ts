@@ -9,7 +9,7 @@ export const JOB_STATUSES = ['queued', 'running', 'succeeded', 'failed', 'cancel
 export type JobStatus = (typeof JOB_STATUSES)[number];
 export const TERMINAL_STATUSES: readonly JobStatus[] = ['succeeded', 'failed', 'canceled'];
 
-/** Channels the jobs trigger notifies (0002_jobs.sql): queued work, and the id of a finished job. */
+/** Channels the jobs trigger notifies: queued work, and a finished job (parseDoneNotice). */
 export const JOBS_QUEUED_CHANNEL = 'modelgate_jobs_queued';
 export const JOBS_DONE_CHANNEL = 'modelgate_jobs_done';
 
@@ -75,6 +75,31 @@ export type NewJob = Pick<
 };
 
 export const newJobId = () => newId('job');
+
+const NOTICE_DATE_FIELDS = ['runAfter', 'leaseExpiresAt', 'queuedAt', 'startedAt', 'finishedAt'] as const;
+
+/**
+ * A finished job's notice (0005_jobs_done_notice_row.sql): `<id> <row as JSON>`, or the id alone when the
+ * row did not fit. `job()` reads the row into a JobRecord, as a SELECT of JOB_COLUMNS would.
+ */
+export function parseDoneNotice(payload: string): { id: string; job?: () => JobRecord } {
+  const space = payload.indexOf(' ');
+  if (space < 0) return { id: payload };
+  return {
+    id: payload.slice(0, space),
+    job: () => {
+      const row = JSON.parse(payload.slice(space + 1)) as Record<string, unknown>;
+      const job: Record<string, unknown> = {};
+      for (const [column, value] of Object.entries(row)) {
+        job[column.replace(/_([a-z0-9])/g, (_, letter: string) => letter.toUpperCase())] = value;
+      }
+      for (const field of NOTICE_DATE_FIELDS) {
+        if (typeof job[field] === 'string') job[field] = new Date(job[field]);
+      }
+      return job as unknown as JobRecord;
+    },
+  };
+}
 
 /**
  * Queues `jobs` in one statement; the trigger wakes the workers when the transaction commits. Returns the
