@@ -69,7 +69,7 @@ const NOTIFIED_LATENCY_PAUSE_MAX_MS = 10;
 const USAGE = `Usage: npm run bench:queue -- [options]
 
   --systems <list>          ${SYSTEM_IDS.join(',')} (default: all)
-  --workers <list>          worker processes on Postgres (env BENCH_QUEUE_WORKERS; default 1,4)
+  --workers <list>          worker processes on Postgres, 1 to 16 each (env BENCH_QUEUE_WORKERS; default 1,4)
   --trivial-jobs <n>        jobs per trivial throughput measurement (env BENCH_QUEUE_TRIVIAL_JOBS; default 5000)
   --wide-jobs <n>           jobs per wide-mlp throughput measurement, modelgate only (env BENCH_QUEUE_WIDE_JOBS; default 2000)
   --latency-jobs <n>        sequential jobs per latency measurement (env BENCH_QUEUE_LATENCY_JOBS; default 200)
@@ -114,15 +114,19 @@ interface Options {
 
 class UsageError extends Error {}
 
-function parseNumber(text: string, flag: string, { integer = true, min = 1 } = {}): number {
+function parseNumber(text: string, flag: string, { integer = true, min = 1, max = Infinity } = {}): number {
   const value = Number(text);
-  if (!Number.isFinite(value) || value < min || (integer && !Number.isInteger(value))) {
+  if (!Number.isFinite(value) || value < min || value > max || (integer && !Number.isInteger(value))) {
+    const range = max === Infinity ? `>= ${min}` : `from ${min} to ${max}`;
     throw new UsageError(
-      `${flag} must be ${integer ? 'a whole number' : 'a number'} >= ${min}, got "${text}"`,
+      `${flag} must be ${integer ? 'a whole number' : 'a number'} ${range}, got "${text}"`,
     );
   }
   return value;
 }
+
+/** Worker processes per system: each is a Node process and a few database connections. */
+const MAX_WORKER_PROCESSES = 16;
 
 function parseOptions(argv: string[], env: NodeJS.ProcessEnv): Options | undefined {
   const { values } = parseArgs({
@@ -159,7 +163,9 @@ function parseOptions(argv: string[], env: NodeJS.ProcessEnv): Options | undefin
   });
   return {
     systems: SYSTEM_IDS.filter((id) => chosen.includes(id)),
-    workers: values.workers.split(',').map((text) => parseNumber(text.trim(), '--workers')),
+    workers: values.workers
+      .split(',')
+      .map((text) => parseNumber(text.trim(), '--workers', { max: MAX_WORKER_PROCESSES })),
     trivialJobs: parseNumber(values['trivial-jobs'], '--trivial-jobs'),
     wideJobs: parseNumber(values['wide-jobs'], '--wide-jobs'),
     latencyJobs: parseNumber(values['latency-jobs'], '--latency-jobs'),
