@@ -48,6 +48,8 @@ export interface ModelgateOptions {
   postgres?: { url: string; schema: string; workers: number };
   /** Extra node flags for every modelgate process (e.g. --cpu-prof). */
   nodeArgs?: readonly string[];
+  /** The checkout to run (bench:queue-ab compares two). Default: this one. */
+  root?: string;
 }
 
 function modelgateEnv(options: ModelgateOptions, dataDir: string, role: string): NodeJS.ProcessEnv {
@@ -86,13 +88,13 @@ function startModelgateProcess(
   label: string,
   args: string[],
   env: NodeJS.ProcessEnv,
-  nodeArgs: readonly string[] = [],
+  { nodeArgs = [], root = REPO_ROOT }: Pick<ModelgateOptions, 'nodeArgs' | 'root'>,
 ): Promise<ServerProcess> {
   return startServer({
     label,
     command: process.execPath,
-    args: [...nodeArgs, join(REPO_ROOT, 'bin/modelgate.js'), ...args],
-    cwd: REPO_ROOT,
+    args: [...nodeArgs, join(root, 'bin/modelgate.js'), ...args],
+    cwd: root,
     env,
     parseReadyLine: (line) => {
       const gateway = /modelgate is running at (http:\/\/\S+)/.exec(line);
@@ -132,7 +134,7 @@ export async function startModelgate(options: ModelgateOptions): Promise<Running
       postgres ? 'modelgate-gateway' : 'modelgate-pglite',
       serveArgs,
       gatewayEnv,
-      options.nodeArgs,
+      options,
     );
     gateway = started;
     const workerEnvs = Array.from({ length: postgres?.workers ?? 0 }, (_, i) =>
@@ -140,12 +142,7 @@ export async function startModelgate(options: ModelgateOptions): Promise<Running
     );
     await Promise.all(
       workerEnvs.map(async (env, i) => {
-        workers[i] = await startModelgateProcess(
-          `modelgate-worker-${i + 1}`,
-          ['worker'],
-          env,
-          options.nodeArgs,
-        );
+        workers[i] = await startModelgateProcess(`modelgate-worker-${i + 1}`, ['worker'], env, options);
       }),
     );
     const headers = { authorization: `Bearer ${options.adminKey}` };
