@@ -120,8 +120,11 @@ export class JobWorker {
       for (const unlisten of listening) await unlisten();
     };
     this.every(config.jobLeaseMs / 3, () => this.heartbeat());
+    // Off the path from notice to claim: a taken-back job is queued again, and its notice wakes a worker.
+    this.every(config.jobLeaseMs / 3, () => this.recoverLeases());
     this.every(HOUSEKEEPING_INTERVAL_MS, () => this.housekeeping());
     // Also at once: a worker restarted after a while catches up on what has expired meanwhile.
+    this.runTask(() => this.recoverLeases());
     this.runTask(() => this.housekeeping());
     this.loop = this.run();
     this.deps.logger.info({ worker: this.id, concurrency: config.workerConcurrency }, 'job worker started');
@@ -171,18 +174,11 @@ export class JobWorker {
 
   private async run(): Promise<void> {
     const { db, config, logger } = this.deps;
-    let recoveredAtMs = 0;
     while (!this.stopping) {
       const free = config.workerConcurrency - this.inFlight.size;
       let claimed = 0;
       if (free > 0) {
         try {
-          if (Date.now() - recoveredAtMs > config.jobLeaseMs / 3) {
-            recoveredAtMs = Date.now();
-            const recovered = await recoverExpiredLeases(db);
-            if (recovered > 0)
-              logger.warn({ worker: this.id, jobs: recovered }, 'took back jobs with expired leases');
-          }
           const jobs = await claimJobs(db, this.id, free, config.jobLeaseMs);
           claimed = jobs.length;
           this.owed = claimed === free;
@@ -305,6 +301,13 @@ export class JobWorker {
       cpu_seconds: (cpu.user + cpu.system) / 1e6,
     });
     await this.refreshPeers();
+  }
+
+  private async recoverLeases(): Promise<void> {
+    const recovered = await recoverExpiredLeases(this.deps.db);
+    if (recovered > 0) {
+      this.deps.logger.warn({ worker: this.id, jobs: recovered }, 'took back jobs with expired leases');
+    }
   }
 
   private async housekeeping(): Promise<void> {
