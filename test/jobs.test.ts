@@ -17,6 +17,7 @@ import {
   buildIdentityModel,
   buildSlowModel,
   slowInput,
+  slowResult,
   startTestPlatform,
   type TestPlatform,
 } from './helpers/platform.ts';
@@ -160,6 +161,36 @@ describe('async jobs over HTTP', () => {
     assert.equal(queued.status, 202);
     assert.ok(['queued', 'running'].includes(queued.body.status), queued.body.status);
     assert.equal(queued.body.result, null);
+  });
+
+  it('a waiting reader answers with the job as stored whatever else is notified on its channel', async () => {
+    // Anyone connected to the database may NOTIFY: unreadable rows, another job's row or an unfinished
+    // one must neither crash the gateway nor become the answer.
+    const submitted = await submit('slow', { instances: slowInput(40, 30) });
+    assert.equal(submitted.status, 202);
+    const id: string = submitted.body.id;
+    let answered = false;
+    const waiting = getJob(id, '?wait=10').finally(() => (answered = true));
+    const payloads = [
+      `${id} {not json`,
+      `${id} 42`,
+      `${id} {"id": "job_other", "status": "succeeded", "result": "forged"}`,
+      `${id} {"id": "${id}", "status": "running"}`,
+    ];
+    // Again and again until the reader answers, so that some arrive while it waits.
+    while (!answered) {
+      for (const payload of payloads) {
+        await tp.platform.db.query(`SELECT pg_notify(modelgate_channel('modelgate_jobs_done'), $1)`, [
+          payload,
+        ]);
+      }
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    const done = await waiting;
+    assert.equal(done.status, 200);
+    assert.equal(done.body.status, 'succeeded');
+    assert.deepEqual(done.body.result, slowResult(40, 30));
+    assert.equal((await tp.call('GET', '/healthz')).status, 200);
   });
 
   it('refuses bad submits with clear problems, storing nothing', async () => {

@@ -179,6 +179,34 @@ for (const database of testDatabases()) {
       assert.deepEqual(subscriber.payloads, ['model uploaded']);
     });
 
+    it('a listener that throws is reported as a warning; the others and later notices still arrive', async () => {
+      const channel = 'conformance_throwing';
+      const warnings: string[] = [];
+      const onWarning = (warning: Error) => warnings.push(warning.message);
+      process.on('warning', onWarning);
+      const unlistenThrowing = await db.listen(channel, () => {
+        throw new Error('cannot read this payload');
+      });
+      const other = await subscribe(db, channel);
+      try {
+        await db.query('SELECT pg_notify($1, $2)', [channel, 'first']);
+        await db.query('SELECT pg_notify($1, $2)', [channel, 'second']);
+        const deadline = Date.now() + 5000;
+        while ((other.payloads.length < 2 || warnings.length < 2) && Date.now() < deadline) {
+          await new Promise((resolve) => setTimeout(resolve, 10));
+        }
+        assert.deepEqual(other.payloads, ['first', 'second']);
+        assert.deepEqual(warnings, [
+          'a NOTIFY listener failed: cannot read this payload',
+          'a NOTIFY listener failed: cannot read this payload',
+        ]);
+      } finally {
+        process.off('warning', onWarning);
+        await unlistenThrowing();
+        await other.unlisten();
+      }
+    });
+
     it('after unlisten a subscriber gets nothing more, even when the channel is listened to again', async () => {
       const channel = 'conformance_unlisten';
       const first = await subscribe(db, channel);

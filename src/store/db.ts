@@ -18,7 +18,8 @@ export interface Db extends Queryable {
   /**
    * Calls `onPayload` for every NOTIFY on `channel` (from any process on the same database). A listening
    * connection that drops is replaced; notices sent meanwhile are lost, so `onReconnect` is called then
-   * for the caller to catch up.
+   * for the caller to catch up. An `onPayload` that throws is reported as a process warning; the other
+   * listeners and later notices are not affected.
    */
   listen(
     channel: string,
@@ -66,5 +67,20 @@ export async function translating<T>(work: Promise<T>): Promise<T> {
     return await work;
   } catch (error) {
     throw translateError(error);
+  }
+}
+
+/**
+ * Hands a NOTIFY payload to a listener, as both drivers do. Anyone who can connect may NOTIFY on a channel,
+ * so a listener may meet a payload it cannot read: its failure must not crash the process nor stop the
+ * listening connection.
+ */
+export function deliverNotice(onPayload: (payload: string) => void, payload: string): void {
+  try {
+    onPayload(payload);
+  } catch (error) {
+    process.emitWarning(
+      `a NOTIFY listener failed: ${error instanceof Error ? error.message : String(error)}`,
+    );
   }
 }

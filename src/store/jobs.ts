@@ -80,19 +80,30 @@ const NOTICE_DATE_FIELDS = ['runAfter', 'leaseExpiresAt', 'queuedAt', 'startedAt
 
 /**
  * A finished job's notice (0005_jobs_done_notice_row.sql): `<id> <row as JSON>`, or the id alone when the
- * row did not fit. `job()` reads the row into a JobRecord, as a SELECT of JOB_COLUMNS would.
+ * row did not fit. `job()` reads the row into a JobRecord, as a SELECT of JOB_COLUMNS would; it gives
+ * undefined for a row it cannot take as that job finished (anyone connected may NOTIFY), and the reader
+ * then reads the job from its table. Notices name no job before it has finished, so an unfinished job's
+ * id, which only its submitter holds, is not there to forge a notice with.
  */
-export function parseDoneNotice(payload: string): { id: string; job?: () => JobRecord } {
+export function parseDoneNotice(payload: string): { id: string; job?: () => JobRecord | undefined } {
   const space = payload.indexOf(' ');
   if (space < 0) return { id: payload };
+  const id = payload.slice(0, space);
   return {
-    id: payload.slice(0, space),
+    id,
     job: () => {
-      const row = JSON.parse(payload.slice(space + 1)) as Record<string, unknown>;
+      let row: unknown;
+      try {
+        row = JSON.parse(payload.slice(space + 1));
+      } catch {
+        return undefined;
+      }
+      if (typeof row !== 'object' || row === null) return undefined;
       const job: Record<string, unknown> = {};
       for (const [column, value] of Object.entries(row)) {
         job[column.replace(/_([a-z0-9])/g, (_, letter: string) => letter.toUpperCase())] = value;
       }
+      if (job.id !== id || !TERMINAL_STATUSES.includes(job.status as JobStatus)) return undefined;
       for (const field of NOTICE_DATE_FIELDS) {
         if (typeof job[field] === 'string') job[field] = new Date(job[field]);
       }

@@ -2,7 +2,7 @@
 import { mkdir } from 'node:fs/promises';
 import { PGlite, type Transaction } from '@electric-sql/pglite';
 import type { Db, Queryable } from './db.ts';
-import { translating } from './db.ts';
+import { deliverNotice, translating } from './db.ts';
 
 /** Opens (creating if needed) the PGlite database in `dataDir`; `undefined` keeps it in memory. */
 export async function openPglite(dataDir: string | undefined): Promise<Db> {
@@ -22,9 +22,10 @@ export async function openPglite(dataDir: string | undefined): Promise<Db> {
       // Quoted, as the Postgres driver does: PGlite sends the name unquoted, folding case (and rejecting
       // names that are not plain identifiers), so pg_notify('ModelEvents', …) would never arrive.
       const quoted = `"${channel.replace(/"/g, '""')}"`;
-      await translating(pg.listen(quoted, onPayload));
+      const listener = (payload: string) => deliverNotice(onPayload, payload);
+      await translating(pg.listen(quoted, listener));
       // Not the function pg.listen returns: it passes the unquoted name on, which folds case again.
-      return () => pg.unlisten(quoted, onPayload);
+      return () => pg.unlisten(quoted, listener);
     },
     close: () => pg.close(),
   };

@@ -2,7 +2,7 @@
 import { createHash } from 'node:crypto';
 import pg from 'pg';
 import type { Db, Queryable } from './db.ts';
-import { translateError, translating } from './db.ts';
+import { deliverNotice, translateError, translating } from './db.ts';
 
 export interface PostgresOptions {
   /** Every connection's search_path; tests give each file its own. Default: the server's default. */
@@ -166,7 +166,8 @@ class SharedListener {
     next.on('end', onLost);
     next.on('notification', (message) => {
       for (const subscription of this.subscriptions) {
-        if (subscription.channel === message.channel) subscription.onPayload(message.payload ?? '');
+        if (subscription.channel === message.channel)
+          deliverNotice(subscription.onPayload, message.payload ?? '');
       }
     });
     try {
