@@ -8,7 +8,9 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { parseNumber, UsageError } from './lib/args.ts';
 import { installCleanup } from './lib/children.ts';
+import { percentile } from './lib/stats.ts';
 import { REPO_ROOT } from './lib/servers.ts';
 import { benchDatabaseUrl, createSchema, dropSchema, newSchemaName } from './queue/database.ts';
 import { startModelgate } from './queue/modelgate.ts';
@@ -27,17 +29,6 @@ const USAGE = `Usage: npm run bench:queue-ab -- --base <checkout> [options]
 const WARMUP_PAIRS = 100;
 /** Longest random pause before a pair, so that pairs do not fall into step with the workers' timers. */
 const PAUSE_MAX_MS = 10;
-
-function parseCount(text: string, flag: string, max: number): number {
-  const value = Number(text);
-  if (!Number.isInteger(value) || value < 1 || value > max) {
-    throw new Error(`${flag} must be a whole number from 1 to ${max}, got "${text}"`);
-  }
-  return value;
-}
-
-const percentile = (sorted: readonly number[], p: number) =>
-  sorted[Math.max(0, Math.ceil(p * sorted.length) - 1)]!;
 
 async function timeOne(system: RunningSystem, workload: WorkloadId): Promise<number> {
   const startedMs = performance.now();
@@ -72,10 +63,11 @@ async function main(): Promise<number> {
   let pairs: number;
   let workers: number;
   try {
-    pairs = parseCount(values.pairs, '--pairs', 100_000);
-    workers = parseCount(values.workers, '--workers', 16);
+    pairs = parseNumber(values.pairs, '--pairs', { max: 100_000 });
+    workers = parseNumber(values.workers, '--workers', { max: 16 });
   } catch (error) {
-    console.error((error as Error).message);
+    if (!(error instanceof UsageError)) throw error;
+    console.error(`${error.message}\n\n${USAGE}`);
     return 2;
   }
 

@@ -11,6 +11,7 @@ import { availableParallelism, cpus, loadavg, totalmem } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
+import { parseNumber, UsageError } from './lib/args.ts';
 import { installCleanup, wasInterrupted } from './lib/children.ts';
 import { REPO_ROOT } from './lib/servers.ts';
 import {
@@ -110,19 +111,6 @@ interface Options {
   databaseUrl: string;
   modelgateNodeArgs: string[];
   outPath: string;
-}
-
-class UsageError extends Error {}
-
-function parseNumber(text: string, flag: string, { integer = true, min = 1, max = Infinity } = {}): number {
-  const value = Number(text);
-  if (!Number.isFinite(value) || value < min || value > max || (integer && !Number.isInteger(value))) {
-    const range = max === Infinity ? `>= ${min}` : `from ${min} to ${max}`;
-    throw new UsageError(
-      `${flag} must be ${integer ? 'a whole number' : 'a number'} ${range}, got "${text}"`,
-    );
-  }
-  return value;
 }
 
 /** Worker processes per system: each is a Node process and a few database connections. */

@@ -2,6 +2,7 @@
 // fixed time, with every 2xx latency kept so percentiles are exact to the microsecond (autocannon's own
 // histogram records whole milliseconds, too coarse for a "within 1 ms" comparison).
 import autocannon from 'autocannon';
+import { percentile } from './stats.ts';
 
 export interface LoadSpec {
   url: string;
@@ -24,12 +25,6 @@ export interface LoadResult {
   timeouts: number;
   /** Measured time as autocannon reports it. */
   durationSeconds: number;
-}
-
-// Nearest-rank percentile of sorted values.
-function percentile(sorted: readonly number[], fraction: number): number {
-  if (sorted.length === 0) return Number.NaN;
-  return sorted[Math.min(sorted.length - 1, Math.ceil(fraction * sorted.length) - 1)]!;
 }
 
 export async function runLoad(spec: LoadSpec): Promise<LoadResult> {

@@ -5,6 +5,7 @@
 // - latency: jobs submitted one at a time on an otherwise idle system, each timed from submit until its
 //   result is observed, with a random pause before each so that submits do not lock onto a poll timer.
 import type pg from 'pg';
+import { percentile } from '../lib/stats.ts';
 import { cpuUseBetween, takeCpuSnapshot, type CpuUse } from './cpu.ts';
 import type { Outcomes, RunningSystem, WorkloadId } from './system.ts';
 
@@ -64,12 +65,6 @@ export interface LatencyResult {
 const delay = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const round = (value: number, digits: number) => Math.round(value * 10 ** digits) / 10 ** digits;
 const messageOf = (error: unknown) => (error instanceof Error ? error.message : String(error));
-
-/** Nearest-rank percentile of sorted values. */
-function percentile(sorted: readonly number[], fraction: number): number {
-  if (sorted.length === 0) return Number.NaN;
-  return sorted[Math.min(sorted.length - 1, Math.ceil(fraction * sorted.length) - 1)]!;
-}
 
 export async function measureThroughput(
   system: RunningSystem,
