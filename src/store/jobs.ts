@@ -51,13 +51,16 @@ export interface JobRecord {
   finishedAt: Date | null;
 }
 
-const JOB_COLUMNS = `id, tenant_id AS "tenantId", model_name AS "modelName", model_version AS "modelVersion",
-  input, priority, status, attempts, max_attempts AS "maxAttempts", timeout_ms AS "timeoutMs",
-  run_after AS "runAfter", lease_owner AS "leaseOwner", lease_expires_at AS "leaseExpiresAt", result,
-  result_sha256 AS "resultSha256", error, webhook_url AS "webhookUrl", webhook_status AS "webhookStatus",
-  webhook_attempts AS "webhookAttempts", queued_at AS "queuedAt", started_at AS "startedAt",
-  finished_at AS "finishedAt"`;
-const QUALIFIED_JOB_COLUMNS = JOB_COLUMNS.replace(/(^|,\s*)([a-z_]+)/g, '$1jobs.$2');
+/** A JobRecord is the row of these columns, each named in camelCase. */
+const JOB_COLUMN_NAMES = `id tenant_id model_name model_version input priority status attempts max_attempts
+  timeout_ms run_after lease_owner lease_expires_at result result_sha256 error webhook_url webhook_status
+  webhook_attempts queued_at started_at finished_at`.split(/\s+/);
+const fieldOf = (column: string) =>
+  column.replace(/_([a-z0-9])/g, (_, letter: string) => letter.toUpperCase());
+const selectColumns = (table: string) =>
+  JOB_COLUMN_NAMES.map((column) => `${table}${column} AS "${fieldOf(column)}"`).join(', ');
+const JOB_COLUMNS = selectColumns('');
+const QUALIFIED_JOB_COLUMNS = selectColumns('jobs.');
 
 /** What every move to a terminal status sets besides the status: a webhook becomes due at once. */
 const FINISHED = `finished_at = now(), lease_owner = NULL, lease_expires_at = NULL,
@@ -100,9 +103,7 @@ export function parseDoneNotice(payload: string): { id: string; job?: () => JobR
       }
       if (typeof row !== 'object' || row === null) return undefined;
       const job: Record<string, unknown> = {};
-      for (const [column, value] of Object.entries(row)) {
-        job[column.replace(/_([a-z0-9])/g, (_, letter: string) => letter.toUpperCase())] = value;
-      }
+      for (const column of JOB_COLUMN_NAMES) job[fieldOf(column)] = (row as Record<string, unknown>)[column];
       if (job.id !== id || !TERMINAL_STATUSES.includes(job.status as JobStatus)) return undefined;
       for (const field of NOTICE_DATE_FIELDS) {
         if (typeof job[field] === 'string') job[field] = new Date(job[field]);
