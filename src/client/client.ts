@@ -183,8 +183,9 @@ export class ModelgateClient {
   }
 
   /**
-   * Queues a job; the same `idempotencyKey` and body return the same job. `waitSeconds` (at most 60) holds the answer until the job has finished (Prefer: wait),
-   * so that a short job comes back with its result in one request.
+   * Queues a job; the same `idempotencyKey` and body return the same job. `waitSeconds` (at most 60)
+   * holds the answer until the job has finished (Prefer: wait), so that a short job comes back with its
+   * result in one request.
    */
   submitJob(
     name: string,
