@@ -1,10 +1,12 @@
 // The queue conformance suite: claims, priorities, fairness across tenants, leases (expired by moving them
 // into the past in SQL, never by sleeping), fencing, retries, release, cancel, idempotency keys, wake-up
-// notices and retention, run identically on each driver from testDatabases().
+// notices, retention and the analyze that keeps the claim's cached plan fit for the table's size, run
+// identically on each driver from testDatabases().
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { Db } from '../src/store/db.ts';
 import {
+  analyzeJobsIfGrown,
   cancelJob,
   claimIdempotencyKey,
   claimJobs,
@@ -29,7 +31,7 @@ import {
 import { listenChannel } from '../src/store/channels.ts';
 import { migrate } from '../src/store/migrate.ts';
 import { insertTenant } from '../src/store/tenants.ts';
-import { testDatabases } from './helpers/databases.ts';
+import { testDatabaseUrl, testDatabases } from './helpers/databases.ts';
 
 /** One attempt's outcome through finishJobs: whether it was recorded. */
 async function finishJob(db: Db, lease: JobLease, outcome: JobOutcome): Promise<boolean> {
@@ -43,6 +45,26 @@ const leaseOf = (job: JobRecord, workerId: string): JobLease => ({
   workerId,
   attempt: job.attempts,
 });
+
+/** Adds `rows` canceled jobs of `tenantId` in one statement: a quick way to a large jobs table. */
+const growJobs = (db: Db, tenantId: string, rows: number) =>
+  db.query(
+    `INSERT INTO jobs (id, tenant_id, model_name, model_version, input, max_attempts, timeout_ms, status)
+     SELECT 'job_grow_' || g || '_' || $2, $1, 'iris', 1, '{"instances": [[1, 2, 3, 4]]}', 3, 60000,
+       'canceled'
+     FROM generate_series(1, $3::int) g`,
+    [tenantId, Math.random().toString(36).slice(2), rows],
+  );
+
+/** The jobs table's size in pages: when it was last analyzed, and now. */
+const jobsTableSize = async (db: Db) =>
+  (
+    await db.query<{ analyzed: number; pages: number }>(
+      `SELECT relpages AS analyzed,
+         (pg_relation_size(oid) / current_setting('block_size')::int)::int AS pages
+       FROM pg_class WHERE oid = 'jobs'::regclass`,
+    )
+  )[0]!;
 
 for (const database of testDatabases()) {
   describe(`queue on ${database.name}`, () => {
@@ -368,6 +390,58 @@ for (const database of testDatabases()) {
       assert.equal(await selectJob(db, tenantA, old.id), undefined);
       assert.ok(await selectJob(db, tenantA, shared.id));
       assert.ok(await selectJob(db, tenantA, running.id));
+    });
+
+    it('the jobs table is analyzed once it has doubled since it last was, and not before', async () => {
+      await clearJobs();
+      // Whatever earlier tests left: past the first analyze, the table is as large as when last analyzed.
+      await growJobs(db, tenantA, 2000);
+      await analyzeJobsIfGrown(db, 0);
+      const start = await jobsTableSize(db);
+      assert.equal(await analyzeJobsIfGrown(db, 0), undefined);
+      while ((await jobsTableSize(db)).pages < 2 * start.analyzed + 10) await growJobs(db, tenantA, 1000);
+      const grown = await jobsTableSize(db);
+      // A caller that analyzed it at this size itself waits for it to double again.
+      assert.equal(await analyzeJobsIfGrown(db, grown.pages), undefined);
+      assert.equal((await jobsTableSize(db)).analyzed, start.analyzed);
+      assert.equal(await analyzeJobsIfGrown(db, 0), grown.pages);
+      assert.equal((await jobsTableSize(db)).analyzed, grown.pages);
+      assert.equal(await analyzeJobsIfGrown(db, grown.pages), undefined);
+      await clearJobs();
+    });
+  });
+}
+
+if (testDatabaseUrl() !== undefined) {
+  describe('queue plans on postgres', () => {
+    it('a claim prepared on an empty table scans all of it once large, until the table is analyzed', async () => {
+      const [postgres] = testDatabases().filter((database) => database.name === 'postgres');
+      const db = await postgres!.open();
+      try {
+        await migrate(db);
+        const tenant = (await insertTenant(db, 'tenant-a')).id;
+        // One statement at a time on an otherwise idle pool: every query here runs on the same connection,
+        // which holds the claim prepared (pg_prepared_statements and EXPLAIN EXECUTE see that connection's).
+        for (let i = 0; i < 8; i++) await claimJobs(db, 'w1', 64, LEASE_MS);
+        const [claim] = await db.query<{ name: string }>(
+          `SELECT name FROM pg_prepared_statements WHERE statement LIKE 'WITH RECURSIVE tenants%'`,
+        );
+        assert.ok(claim, 'the claim is a prepared statement on this connection');
+        await growJobs(db, tenant, 5000);
+        const plan = async () =>
+          (
+            await db.query<{ 'QUERY PLAN': string }>(
+              `EXPLAIN (COSTS OFF) EXECUTE ${claim.name}('w1', ${LEASE_MS}, 64)`,
+            )
+          )
+            .map((row) => row['QUERY PLAN'])
+            .join('\n');
+        assert.match(await plan(), /Seq Scan on jobs/);
+        assert.ok((await analyzeJobsIfGrown(db, 0)) !== undefined);
+        assert.doesNotMatch(await plan(), /Seq Scan on jobs/);
+      } finally {
+        await db.close();
+      }
     });
   });
 }

@@ -17,6 +17,7 @@ import { listenChannel } from '../store/channels.ts';
 import type { Db } from '../store/db.ts';
 import { newId } from '../store/ids.ts';
 import {
+  analyzeJobsIfGrown,
   announceQueued,
   claimJobs,
   finishJobs,
@@ -62,6 +63,8 @@ const MAX_RETRY_DELAY_MS = 5 * 60_000;
 const HOUSEKEEPING_INTERVAL_MS = 60_000;
 /** How often a worker with jobs in flight looks for jobs without a notice. */
 const BUSY_POLL_MS = 100;
+/** How often a worker looks whether the jobs table has outgrown the plans made for it (analyzeJobsIfGrown). */
+const TABLE_SIZE_CHECK_MS = 2000;
 
 /** FNV-1a: a cheap, stable spread of job ids over workers. */
 function hashOf(text: string): number {
@@ -88,6 +91,8 @@ export class JobWorker {
   private owed = true;
   /** The active workers (this one included), as of the last heartbeat. */
   private peers: string[] = [];
+  /** The jobs table's size in pages when this worker last analyzed it. */
+  private analyzedPages = 0;
   /** Outcomes are recorded together while the previous ones are committing (a batch finishes at once). */
   private readonly finishes = new WriteBatcher<FinishedAttempt, boolean>((attempts) =>
     finishJobs(this.deps.db, attempts),
@@ -123,6 +128,9 @@ export class JobWorker {
     // Off the path from notice to claim: a taken-back job is queued again, and its notice wakes a worker.
     this.every(config.jobLeaseMs / 3, () => this.recoverLeases());
     this.every(HOUSEKEEPING_INTERVAL_MS, () => this.housekeeping());
+    this.every(TABLE_SIZE_CHECK_MS, async () => {
+      this.analyzedPages = (await analyzeJobsIfGrown(this.deps.db, this.analyzedPages)) ?? this.analyzedPages;
+    });
     // Also at once: a worker restarted after a while catches up on what has expired meanwhile.
     this.runTask(() => this.recoverLeases());
     this.runTask(() => this.housekeeping());

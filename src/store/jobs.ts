@@ -406,6 +406,26 @@ export async function purgeFinishedJobs(db: Db, jobSeconds: number, keySeconds: 
   });
 }
 
+/**
+ * Analyzes the jobs table once it has grown to twice the size it was last analyzed at (plus 10 pages), or
+ * to twice `analyzedPages` when this caller analyzed it last; returns its size in pages when it did.
+ * Plans are cached per connection for the table's size when they were made (the claim is prepared: planning
+ * it costs more than running it), so a plan made while the table was nearly empty reads all of it on every
+ * claim once it is large (20,000 jobs: 8.4 ms a claim instead of 0.6). Analyzing makes every connection plan
+ * again. Autovacuum does that on a server where it is on and keeps up; PGlite has none. Concurrent analyzes
+ * skip rather than wait; a role that does not own the table only gets a warning from Postgres.
+ */
+export async function analyzeJobsIfGrown(db: Queryable, analyzedPages: number): Promise<number | undefined> {
+  const [size] = await db.query<{ analyzed: number; pages: number }>(
+    `SELECT relpages AS analyzed,
+       (pg_relation_size(oid) / current_setting('block_size')::int)::int AS pages
+     FROM pg_class WHERE oid = 'jobs'::regclass`,
+  );
+  if (!size || size.pages < 2 * Math.max(size.analyzed, analyzedPages) + 10) return undefined;
+  await db.exec('ANALYZE (SKIP_LOCKED) jobs');
+  return size.pages;
+}
+
 /** Webhook deliveries due now, each held for `holdMs` so that one dispatcher at a time sends it. */
 export async function claimWebhooks(db: Queryable, limit: number, holdMs: number): Promise<JobRecord[]> {
   return db.query<JobRecord>(
