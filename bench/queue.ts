@@ -74,7 +74,10 @@ const USAGE = `Usage: npm run bench:queue -- [options]
   --trivial-jobs <n>        jobs per trivial throughput measurement (env BENCH_QUEUE_TRIVIAL_JOBS; default 5000)
   --wide-jobs <n>           jobs per wide-mlp throughput measurement, modelgate only (env BENCH_QUEUE_WIDE_JOBS; default 2000)
   --latency-jobs <n>        sequential jobs per latency measurement (env BENCH_QUEUE_LATENCY_JOBS; default 200)
-  --warmup-jobs <n>         jobs per system and workload before measuring (env BENCH_QUEUE_WARMUP_JOBS; default 500)
+  --warmup-jobs <n>         jobs per warm-up round (env BENCH_QUEUE_WARMUP_JOBS; default 500; 0: no warm-up)
+  --warmup-seconds <s>      warm-up rounds per system and workload until this long has passed, so that
+                            measurements see compiled code, not V8 still optimizing it (env
+                            BENCH_QUEUE_WARMUP_SECONDS; default 5)
   --submitters <n>          concurrent submitters for throughput (env BENCH_QUEUE_SUBMITTERS; default 16)
   --poll-ms <ms>            pause between polls of the unfinished jobs (default 10)
   --phase-timeout <s>       give up on a measurement after this long (default 180)
@@ -101,6 +104,7 @@ interface Options {
   wideJobs: number;
   latencyJobs: number;
   warmupJobs: number;
+  warmupSeconds: number;
   submitters: number;
   pollMs: number;
   phaseTimeoutSeconds: number;
@@ -126,6 +130,7 @@ function parseOptions(argv: string[], env: NodeJS.ProcessEnv): Options | undefin
       'wide-jobs': { type: 'string', default: env.BENCH_QUEUE_WIDE_JOBS ?? '2000' },
       'latency-jobs': { type: 'string', default: env.BENCH_QUEUE_LATENCY_JOBS ?? '200' },
       'warmup-jobs': { type: 'string', default: env.BENCH_QUEUE_WARMUP_JOBS ?? '500' },
+      'warmup-seconds': { type: 'string', default: env.BENCH_QUEUE_WARMUP_SECONDS ?? '5' },
       submitters: { type: 'string', default: env.BENCH_QUEUE_SUBMITTERS ?? '16' },
       'poll-ms': { type: 'string', default: '10' },
       'phase-timeout': { type: 'string', default: '180' },
@@ -158,6 +163,7 @@ function parseOptions(argv: string[], env: NodeJS.ProcessEnv): Options | undefin
     wideJobs: parseNumber(values['wide-jobs'], '--wide-jobs'),
     latencyJobs: parseNumber(values['latency-jobs'], '--latency-jobs'),
     warmupJobs: parseNumber(values['warmup-jobs'], '--warmup-jobs', { min: 0 }),
+    warmupSeconds: parseNumber(values['warmup-seconds'], '--warmup-seconds', { integer: false, min: 0 }),
     submitters: parseNumber(values.submitters, '--submitters'),
     pollMs: parseNumber(values['poll-ms'], '--poll-ms', { integer: false }),
     phaseTimeoutSeconds: parseNumber(values['phase-timeout'], '--phase-timeout', { integer: false }),
@@ -318,15 +324,21 @@ async function measureSystem(
     const target = running;
     for (const workload of target.workloads) {
       if (options.warmupJobs === 0) break;
-      const warmup = await measureThroughput(
-        target,
-        workload,
-        options.warmupJobs,
-        options.submitters,
-        settings,
-      );
-      log(`  ${workload} warm-up: ${describeThroughput(warmup)}`);
-      report.warmup[workload] = { jobs: warmup.jobs, seconds: warmup.seconds, ok: throughputOk(warmup) };
+      const warmup = { jobs: 0, seconds: 0, ok: true };
+      do {
+        const pass = await measureThroughput(
+          target,
+          workload,
+          options.warmupJobs,
+          options.submitters,
+          settings,
+        );
+        log(`  ${workload} warm-up: ${describeThroughput(pass)}`);
+        warmup.jobs += pass.jobs;
+        warmup.seconds += pass.seconds;
+        warmup.ok &&= throughputOk(pass);
+      } while (warmup.ok && warmup.seconds < options.warmupSeconds);
+      report.warmup[workload] = { ...warmup, seconds: round(warmup.seconds, 3) };
     }
     for (const workload of target.workloads) {
       const jobs = workload === 'trivial' ? options.trivialJobs : options.wideJobs;
@@ -443,7 +455,8 @@ async function main(): Promise<void> {
         trivialJobs: options.trivialJobs,
         wideMlpJobs: options.wideJobs,
         latencyJobs: options.latencyJobs,
-        warmupJobsPerWorkload: options.warmupJobs,
+        warmupJobsPerRound: options.warmupJobs,
+        warmupSecondsPerWorkload: options.warmupSeconds,
         submitters: options.submitters,
         unfinishedPollMs: options.pollMs,
         peerResultPollMs: RESULT_POLL_MS,
