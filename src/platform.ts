@@ -21,6 +21,7 @@ import { openStore } from './store/open.ts';
 import { selectTenantByName } from './store/tenants.ts';
 import { listAllModels } from './store/models.ts';
 import { JobService } from './jobs/service.ts';
+import { BatchService } from './batch/service.ts';
 import { JobWorker } from './jobs/worker.ts';
 import { WebhookDispatcher } from './jobs/webhooks.ts';
 import { DEFAULT_TENANT } from './auth/accounts.ts';
@@ -118,6 +119,7 @@ async function assemble(
   });
 
   const jobs = new JobService({ db, predictor, artifacts, config });
+  const batches = new BatchService({ db, predictor, artifacts, config });
   let ready = false;
   const app = http
     ? await buildServer({
@@ -129,6 +131,7 @@ async function assemble(
         registry,
         predictor,
         jobs,
+        batches,
         isReady: () => ready,
       })
     : undefined;

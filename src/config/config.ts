@@ -59,6 +59,12 @@ export const configSchema = z
       .int()
       .min(1024)
       .default(2048 * MiB),
+    /** Largest batch input file, CSV or JSONL (MODELGATE_BATCH_UPLOAD_LIMIT_BYTES). Default 20 GiB. */
+    batchUploadLimitBytes: z.coerce
+      .number()
+      .int()
+      .min(1024)
+      .default(20 * 1024 * MiB),
     /** Merge concurrent requests by default (MODELGATE_BATCHING). Default true. */
     batching: z
       .union([z.boolean(), z.enum(['true', 'false']).transform((value) => value === 'true')])

@@ -24,7 +24,9 @@ import { registerModelRoutes } from './routes/models.ts';
 import { registerPredictRoutes } from './routes/predict.ts';
 import { registerV2Routes } from './routes/v2.ts';
 import { registerJobRoutes } from './routes/jobs.ts';
+import { registerBatchRoutes } from './routes/batches.ts';
 import type { JobService } from '../jobs/service.ts';
+import type { BatchService } from '../batch/service.ts';
 
 export interface HttpDeps {
   config: Config;
@@ -35,6 +37,7 @@ export interface HttpDeps {
   registry: Registry;
   predictor: Predictor;
   jobs: JobService;
+  batches: BatchService;
   /** False until the process has loaded its catalogue (and while it drains on shutdown). */
   isReady(): boolean;
 }
@@ -133,5 +136,6 @@ export async function buildServer(deps: HttpDeps): Promise<FastifyInstance> {
   registerPredictRoutes(app, deps);
   registerV2Routes(app, deps);
   registerJobRoutes(app, deps);
+  registerBatchRoutes(app, deps);
   return app;
 }

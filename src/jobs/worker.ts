@@ -43,6 +43,7 @@ import {
 } from '../store/workers.ts';
 import { WriteBatcher } from '../store/write-batcher.ts';
 import { storeResult } from './results.ts';
+import { isPartInput, runBatchPart } from '../batch/part.ts';
 
 export type WorkerConfig = Pick<
   Config,
@@ -265,7 +266,7 @@ export class JobWorker {
   }
 
   private async predict(job: JobRecord): Promise<unknown> {
-    const { catalog, predictor } = this.deps;
+    const { catalog, predictor, artifacts } = this.deps;
     // A model deployed a moment ago may not have reached this process's catalogue yet: read it once.
     let resolved;
     try {
@@ -274,6 +275,7 @@ export class JobWorker {
       await catalog.refresh(job.tenantId, job.modelName);
       resolved = predictor.resolve(job.tenantId, job.modelName, job.modelVersion);
     }
+    if (isPartInput(job.input)) return runBatchPart(job, { predictor, artifacts });
     const tensors = tensorsFromBody(job.input as PredictBody, resolved.version.signature);
     const prediction = await predictor.predict(
       job.tenantId,

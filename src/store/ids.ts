@@ -24,7 +24,7 @@ const POOL_BYTES = 4096;
 let pool = Buffer.alloc(0);
 let offset = 0;
 
-export function newId(prefix: 'tn' | 'key' | 'mdl' | 'job' | 'wrk'): string {
+export function newId(prefix: 'tn' | 'key' | 'mdl' | 'job' | 'wrk' | 'bat'): string {
   if (offset + 16 > pool.length) {
     pool = randomBytes(POOL_BYTES);
     offset = 0;

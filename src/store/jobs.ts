@@ -194,7 +194,8 @@ export interface JobFilter {
 export async function listJobs(db: Queryable, tenantId: string, filter: JobFilter): Promise<JobRecord[]> {
   return db.query<JobRecord>(
     `SELECT ${JOB_COLUMNS} FROM jobs
-     WHERE tenant_id = $1 AND ($2::text IS NULL OR model_name = $2) AND ($3::text IS NULL OR status = $3)
+     WHERE tenant_id = $1 AND batch_id IS NULL
+       AND ($2::text IS NULL OR model_name = $2) AND ($3::text IS NULL OR status = $3)
        AND ($4::text IS NULL OR (queued_at, id) < (SELECT queued_at, id FROM jobs WHERE id = $4))
      ORDER BY queued_at DESC, id DESC LIMIT $5`,
     [tenantId, filter.modelName ?? null, filter.status ?? null, filter.after ?? null, filter.limit],
@@ -386,7 +387,7 @@ export async function recoverExpiredLeases(db: Db): Promise<number> {
 export async function purgeFinishedJobs(db: Db, jobSeconds: number, keySeconds: number): Promise<string[]> {
   return db.transaction(async (tx) => {
     const removed = await tx.query<{ resultSha256: string | null }>(
-      `DELETE FROM jobs WHERE finished_at < now() - make_interval(secs => $1::float8)
+      `DELETE FROM jobs WHERE finished_at < now() - make_interval(secs => $1::float8) AND batch_id IS NULL
        RETURNING result_sha256 AS "resultSha256"`,
       [jobSeconds],
     );

@@ -1,0 +1,145 @@
+// Batch runs as the gateway offers them: submit a file (split into parts, each a durable job, all
+// committed before the 202), read status and progress, list, cancel, and stream the output or the errors,
+// joined from the parts in input order.
+import { createReadStream } from 'node:fs';
+import { Readable } from 'node:stream';
+import type { ArtifactStore } from '../artifacts/store.ts';
+import type { Config } from '../config/config.ts';
+import { ModelgateError } from '../errors.ts';
+import { jobSettings } from '../registry/settings.ts';
+import type { Predictor } from '../serving/predictor.ts';
+import {
+  cancelBatch,
+  insertBatch,
+  listBatches,
+  newBatchId,
+  selectBatch,
+  selectBatchParts,
+  type BatchRecord,
+  type BatchStatus,
+} from '../store/batches.ts';
+import type { Db } from '../store/db.ts';
+import { splitInput } from './input.ts';
+import { formatRows, type PartInput } from './part.ts';
+import { planBatch, type BatchFormat, type BatchPlan, type PlanOptions } from './plan.ts';
+
+export interface SubmitBatch {
+  tenantId: string;
+  modelName: string;
+  version?: number;
+  format: BatchFormat;
+  source: Readable;
+  options: PlanOptions & { partRows?: number };
+}
+
+/** Rows per part unless the submit says otherwise: a part is one job, one claim, one output object. */
+export const DEFAULT_PART_ROWS = 10_000;
+
+export function batchStatus(batch: BatchRecord): BatchStatus {
+  const { progress, partsTotal } = batch;
+  if (batch.canceledAt) return 'canceled';
+  if (progress.partsSucceeded === partsTotal) return 'succeeded';
+  if (progress.partsSucceeded + progress.partsFailed === partsTotal) return 'failed';
+  if (progress.partsRunning > 0 || progress.partsSucceeded + progress.partsFailed > 0) return 'running';
+  return 'queued';
+}
+
+const batchNotFound = (id: string) =>
+  new ModelgateError('batch_not_found', `no batch ${id} in your tenant`, { details: { batch_id: id } });
+
+export class BatchService {
+  constructor(
+    private readonly deps: {
+      db: Db;
+      predictor: Predictor;
+      artifacts: ArtifactStore;
+      config: Pick<Config, 'jobMaxAttempts' | 'jobTimeoutMs' | 'batchUploadLimitBytes'>;
+    },
+  ) {}
+
+  async submit(request: SubmitBatch): Promise<BatchRecord> {
+    const { tenantId, modelName } = request;
+    const resolved = this.deps.predictor.resolve(tenantId, modelName, request.version);
+    const { plan, parts, rowsTotal } = await splitInput(request.source, request.format, {
+      artifacts: this.deps.artifacts,
+      maxBytes: this.deps.config.batchUploadLimitBytes,
+      partRows: request.options.partRows ?? DEFAULT_PART_ROWS,
+      planFor: (columns, firstRow) =>
+        planBatch(resolved.version.signature, request.format, columns, firstRow, request.options),
+    });
+    const id = newBatchId();
+    const { maxAttempts, timeoutMs } = jobSettings(resolved.model.settings, this.deps.config);
+    await this.deps.db.transaction((tx) =>
+      insertBatch(tx, {
+        id,
+        tenantId,
+        modelName,
+        modelVersion: resolved.version.version,
+        plan,
+        rowsTotal,
+        parts: parts.map((part) => JSON.stringify({ batchPart: { ...part, plan } } satisfies PartInput)),
+        maxAttempts,
+        timeoutMs,
+      }),
+    );
+    return this.get(tenantId, id);
+  }
+
+  async get(tenantId: string, id: string): Promise<BatchRecord> {
+    const batch = await selectBatch(this.deps.db, tenantId, id);
+    if (!batch) throw batchNotFound(id);
+    return batch;
+  }
+
+  list(tenantId: string, after: string | undefined, limit: number): Promise<BatchRecord[]> {
+    return listBatches(this.deps.db, tenantId, after, limit);
+  }
+
+  async cancel(tenantId: string, id: string): Promise<BatchRecord> {
+    const found = await this.deps.db.transaction((tx) => cancelBatch(tx, tenantId, id));
+    if (!found) throw batchNotFound(id);
+    return this.get(tenantId, id);
+  }
+
+  /**
+   * The batch's output rows, or its row errors, as one file: a header (CSV), then each part's rows in
+   * order. Only once every part has finished; a part that failed for good leaves its rows out.
+   */
+  async file(
+    tenantId: string,
+    id: string,
+    which: 'output' | 'errors',
+  ): Promise<{ format: BatchFormat; body: Readable }> {
+    const batch = await this.get(tenantId, id);
+    const status = batchStatus(batch);
+    if (status === 'queued' || status === 'running') {
+      throw new ModelgateError(
+        'batch_not_finished',
+        `batch ${id} is ${status}; its ${which} is ready once it has finished`,
+        {
+          details: { batch_id: id, status },
+        },
+      );
+    }
+    const plan = batch.plan as BatchPlan;
+    const parts = (await selectBatchParts(this.deps.db, id)).filter((part) => part.result !== null);
+    const columns =
+      which === 'errors'
+        ? ['row', 'error']
+        : [
+            ...plan.passthrough.map((column) => plan.columns[column]!),
+            ...(parts[0]?.result?.predictionColumns ?? []),
+          ];
+    const { artifacts } = this.deps;
+    async function* chunks() {
+      if (plan.outputFormat === 'csv') yield formatRows('csv', [], [columns]);
+      for (const part of parts) {
+        const path = await artifacts.localPath(
+          which === 'output' ? part.result!.output : part.result!.errors,
+        );
+        yield* createReadStream(path);
+      }
+    }
+    return { format: plan.outputFormat, body: Readable.from(chunks()) };
+  }
+}

@@ -1,0 +1,161 @@
+// Batch runs: POST /v1/models/{name}/batches (a CSV or JSONL body, streamed; 202 once every part is
+// queued), GET /v1/batches/{id} (status, progress, rate, ETA), GET /v1/batches (cursor),
+// GET /v1/batches/{id}/output and /errors (streamed), POST /v1/batches/{id}/cancel.
+import { Readable } from 'node:stream';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { z } from 'zod';
+import { batchStatus } from '../../batch/service.ts';
+import { BATCH_FORMATS, type BatchFormat } from '../../batch/plan.ts';
+import { ModelgateError } from '../../errors.ts';
+import type { BatchRecord } from '../../store/batches.ts';
+import { principalOf, type HttpDeps } from '../server.ts';
+import { parseWith } from '../validation.ts';
+
+/** Content types of batch input files, and what each is read as. */
+export const BATCH_CONTENT_TYPES: Record<string, BatchFormat> = {
+  'text/csv': 'csv',
+  'application/jsonl': 'jsonl',
+  'application/x-ndjson': 'jsonl',
+  'application/x-jsonlines': 'jsonl',
+};
+const CONTENT_TYPE_BY_FORMAT: Record<BatchFormat, string> = {
+  csv: 'text/csv; charset=utf-8',
+  jsonl: 'application/jsonl; charset=utf-8',
+};
+
+const columnList = z
+  .string()
+  .transform((text) => text.split(',').map((name) => name.trim()))
+  .refine((names) => names.every((name) => name !== ''), 'a comma-separated list of column names');
+
+const submitQuery = z
+  .object({
+    version: z.coerce.number().int().min(1).optional(),
+    features: columnList.optional(),
+    passthrough: z
+      .string()
+      .transform((text) => (text === '' ? [] : text.split(',').map((name) => name.trim())))
+      .optional(),
+    output: z.enum(BATCH_FORMATS).optional(),
+    part_rows: z.coerce.number().int().min(1).max(1_000_000).optional(),
+  })
+  .strict();
+const listQuery = z
+  .object({
+    limit: z.coerce.number().int().min(1).max(1000).default(100),
+    cursor: z.string().max(100).optional(),
+  })
+  .strict();
+
+type IdParams = { Params: { id: string } };
+
+export function batchView(batch: BatchRecord, nowMs = Date.now()) {
+  const { progress } = batch;
+  const status = batchStatus(batch);
+  const finished = status === 'succeeded' || status === 'failed' || status === 'canceled';
+  const finishedAt = finished ? (progress.lastFinishedAt ?? batch.canceledAt) : null;
+  const rowsSeen = progress.rowsDone + progress.rowsFailed;
+  const elapsedSeconds = progress.startedAt
+    ? ((finishedAt ?? new Date(nowMs)).getTime() - progress.startedAt.getTime()) / 1000
+    : 0;
+  const rowsPerSecond = elapsedSeconds > 0 ? rowsSeen / elapsedSeconds : null;
+  return {
+    id: batch.id,
+    model: batch.modelName,
+    version: batch.modelVersion,
+    status,
+    rows_total: batch.rowsTotal,
+    rows_done: progress.rowsDone,
+    rows_failed: progress.rowsFailed,
+    parts_total: batch.partsTotal,
+    parts_done: progress.partsSucceeded,
+    rows_per_second: rowsPerSecond === null ? null : Math.round(rowsPerSecond * 10) / 10,
+    eta_seconds:
+      !finished && rowsPerSecond
+        ? Math.round(((batch.rowsTotal - rowsSeen) / rowsPerSecond) * 10) / 10
+        : null,
+    created_at: batch.createdAt,
+    started_at: progress.startedAt,
+    finished_at: finishedAt,
+    error: progress.error,
+    links: {
+      self: `/v1/batches/${batch.id}`,
+      output: `/v1/batches/${batch.id}/output`,
+      errors: `/v1/batches/${batch.id}/errors`,
+      cancel: `/v1/batches/${batch.id}/cancel`,
+    },
+  };
+}
+
+/** The request body as a stream of CSV or JSONL, and which of the two it is. */
+function batchInput(request: FastifyRequest): { format: BatchFormat; source: Readable } {
+  const type = (request.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+  const format = BATCH_CONTENT_TYPES[type];
+  if (!format || !(request.body instanceof Readable)) {
+    throw new ModelgateError(
+      'unsupported_media_type',
+      `send the batch input as ${Object.keys(BATCH_CONTENT_TYPES).join(' or ')}`,
+      { details: { content_type: type } },
+    );
+  }
+  return { format, source: request.body };
+}
+
+export function registerBatchRoutes(app: FastifyInstance, { batches }: HttpDeps): void {
+  for (const type of Object.keys(BATCH_CONTENT_TYPES)) {
+    // Batch inputs arrive as a stream; the route reads it row by row, never whole.
+    app.addContentTypeParser(type, (_request, payload, done) => done(null, payload));
+  }
+
+  app.post<{ Params: { name: string } }>(
+    '/v1/models/:name/batches',
+    { config: { scope: 'predict' } },
+    async (request, reply) => {
+      const query = parseWith(submitQuery, request.query, 'query');
+      const { format, source } = batchInput(request);
+      const batch = await batches.submit({
+        tenantId: principalOf(request).tenantId,
+        modelName: request.params.name,
+        version: query.version,
+        format,
+        source,
+        options: {
+          features: query.features,
+          passthrough: query.passthrough,
+          outputFormat: query.output,
+          partRows: query.part_rows,
+        },
+      });
+      return reply.status(202).header('location', `/v1/batches/${batch.id}`).send(batchView(batch));
+    },
+  );
+
+  app.get<IdParams>('/v1/batches/:id', { config: { scope: ['read', 'predict'] } }, async (request) =>
+    batchView(await batches.get(principalOf(request).tenantId, request.params.id)),
+  );
+
+  app.get('/v1/batches', { config: { scope: ['read', 'predict'] } }, async (request) => {
+    const query = parseWith(listQuery, request.query, 'query');
+    const page = await batches.list(principalOf(request).tenantId, query.cursor, query.limit);
+    const last = page.at(-1);
+    return {
+      batches: page.map((batch) => batchView(batch)),
+      next_cursor: page.length === query.limit && last ? last.id : null,
+    };
+  });
+
+  for (const which of ['output', 'errors'] as const) {
+    app.get<IdParams>(
+      `/v1/batches/:id/${which}`,
+      { config: { scope: ['read', 'predict'] } },
+      async (request, reply) => {
+        const file = await batches.file(principalOf(request).tenantId, request.params.id, which);
+        return reply.header('content-type', CONTENT_TYPE_BY_FORMAT[file.format]).send(file.body);
+      },
+    );
+  }
+
+  app.post<IdParams>('/v1/batches/:id/cancel', { config: { scope: 'predict' } }, async (request) =>
+    batchView(await batches.cancel(principalOf(request).tenantId, request.params.id)),
+  );
+}

@@ -1,0 +1,177 @@
+// Queries on batch runs (0006_batches.sql). A batch row holds what was submitted; its parts are jobs
+// (jobs.batch_id, jobs.batch_part), and its status and progress are read from them.
+import type { Queryable } from './db.ts';
+import { newId } from './ids.ts';
+import type { JobError, JobStatus } from './jobs.ts';
+
+export const newBatchId = () => newId('bat');
+
+export type BatchStatus = 'queued' | 'running' | 'succeeded' | 'failed' | 'canceled';
+
+/** What a finished part records as its result: where its rows went and how many. */
+export interface PartResult {
+  /** Artifact with the part's output rows (no header), in input order. */
+  output: string;
+  /** Artifact with the part's row errors, in input order. */
+  errors: string;
+  rows: number;
+  failed: number;
+  /** The prediction columns, as the output header names them. */
+  predictionColumns: string[];
+}
+
+export interface BatchRecord {
+  id: string;
+  tenantId: string;
+  modelName: string;
+  modelVersion: number;
+  plan: unknown;
+  rowsTotal: number;
+  partsTotal: number;
+  canceledAt: Date | null;
+  createdAt: Date;
+  /** Parts by status, rows done and failed in finished parts, and when parts started and finished. */
+  progress: {
+    partsQueued: number;
+    partsRunning: number;
+    partsSucceeded: number;
+    partsFailed: number;
+    rowsDone: number;
+    rowsFailed: number;
+    startedAt: Date | null;
+    lastFinishedAt: Date | null;
+    /** The first part that failed for good, if any. */
+    error: JobError | null;
+  };
+}
+
+export interface BatchPart {
+  part: number;
+  status: JobStatus;
+  result: PartResult | null;
+}
+
+const BATCH_SELECT = `SELECT b.id, b.tenant_id AS "tenantId", b.model_name AS "modelName",
+    b.model_version AS "modelVersion", b.plan, b.rows_total AS "rowsTotal", b.parts_total AS "partsTotal",
+    b.canceled_at AS "canceledAt", b.created_at AS "createdAt",
+    (SELECT json_build_object(
+       'partsQueued', count(*) FILTER (WHERE j.status = 'queued'),
+       'partsRunning', count(*) FILTER (WHERE j.status = 'running'),
+       'partsSucceeded', count(*) FILTER (WHERE j.status = 'succeeded'),
+       'partsFailed', count(*) FILTER (WHERE j.status IN ('failed', 'canceled')),
+       'rowsDone', coalesce(sum((j.result->>'rows')::int) FILTER (WHERE j.status = 'succeeded'), 0),
+       'rowsFailed', coalesce(sum((j.result->>'failed')::int) FILTER (WHERE j.status = 'succeeded'), 0),
+       'startedAt', min(j.started_at),
+       'lastFinishedAt', max(j.finished_at),
+       'error', (array_agg(j.error ORDER BY j.batch_part) FILTER (WHERE j.status = 'failed'))[1])
+     FROM jobs j WHERE j.batch_id = b.id) AS progress
+  FROM batches b`;
+
+/** Reads the dates json_build_object left as text. */
+function withDates(batch: BatchRecord): BatchRecord {
+  const { progress } = batch;
+  progress.startedAt = progress.startedAt ? new Date(progress.startedAt) : null;
+  progress.lastFinishedAt = progress.lastFinishedAt ? new Date(progress.lastFinishedAt) : null;
+  return batch;
+}
+
+export interface NewBatch {
+  id: string;
+  tenantId: string;
+  modelName: string;
+  modelVersion: number;
+  plan: unknown;
+  rowsTotal: number;
+  /** Each part's job: its input JSON; parts are numbered in this order from 0. */
+  parts: string[];
+  maxAttempts: number;
+  timeoutMs: number;
+}
+
+/** insertBatch: the batch and one queued job per part, in the caller's transaction. */
+export async function insertBatch(tx: Queryable, batch: NewBatch): Promise<void> {
+  await tx.query(
+    `INSERT INTO batches (id, tenant_id, model_name, model_version, plan, rows_total, parts_total)
+     VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+    [
+      batch.id,
+      batch.tenantId,
+      batch.modelName,
+      batch.modelVersion,
+      JSON.stringify(batch.plan),
+      batch.rowsTotal,
+      batch.parts.length,
+    ],
+  );
+  await tx.query(
+    `INSERT INTO jobs (id, tenant_id, model_name, model_version, input, max_attempts, timeout_ms, batch_id,
+       batch_part)
+     SELECT 'job_' || $1 || '_' || part, $2, $3, $4, input, $5, $6, $1, part - 1
+     FROM unnest($7::jsonb[]) WITH ORDINALITY AS p(input, part)`,
+    [
+      batch.id,
+      batch.tenantId,
+      batch.modelName,
+      batch.modelVersion,
+      batch.maxAttempts,
+      batch.timeoutMs,
+      batch.parts,
+    ],
+  );
+}
+
+/** selectBatch($1 tenant, $2 id): the batch with its progress, or undefined (also another tenant's). */
+export async function selectBatch(
+  db: Queryable,
+  tenantId: string,
+  id: string,
+): Promise<BatchRecord | undefined> {
+  const [row] = await db.query<BatchRecord>(`${BATCH_SELECT} WHERE b.tenant_id = $1 AND b.id = $2`, [
+    tenantId,
+    id,
+  ]);
+  return row && withDates(row);
+}
+
+/** listBatches($1 tenant, $2 after id, $3 limit): newest first, after the cursor. */
+export async function listBatches(
+  db: Queryable,
+  tenantId: string,
+  after: string | undefined,
+  limit: number,
+): Promise<BatchRecord[]> {
+  const rows = await db.query<BatchRecord>(
+    `${BATCH_SELECT}
+     WHERE b.tenant_id = $1
+       AND ($2::text IS NULL OR (b.created_at, b.id) < (SELECT created_at, id FROM batches WHERE id = $2))
+     ORDER BY b.created_at DESC, b.id DESC LIMIT $3`,
+    [tenantId, after ?? null, limit],
+  );
+  return rows.map(withDates);
+}
+
+/** selectBatchParts($1 batch): its parts in order, with their status and result. */
+export async function selectBatchParts(db: Queryable, batchId: string): Promise<BatchPart[]> {
+  return db.query<BatchPart>(
+    `SELECT batch_part AS part, status, result FROM jobs WHERE batch_id = $1 ORDER BY batch_part`,
+    [batchId],
+  );
+}
+
+/**
+ * cancelBatch($1 tenant, $2 id): marks the batch canceled and cancels its unfinished parts (a running part's
+ * result is then discarded); false when there is no such batch.
+ */
+export async function cancelBatch(tx: Queryable, tenantId: string, id: string): Promise<boolean> {
+  const rows = await tx.query(
+    `UPDATE batches SET canceled_at = coalesce(canceled_at, now()) WHERE tenant_id = $1 AND id = $2 RETURNING id`,
+    [tenantId, id],
+  );
+  if (rows.length === 0) return false;
+  await tx.query(
+    `UPDATE jobs SET status = 'canceled', finished_at = now(), lease_owner = NULL, lease_expires_at = NULL
+     WHERE batch_id = $1 AND status IN ('queued', 'running')`,
+    [id],
+  );
+  return true;
+}
