@@ -109,18 +109,26 @@ export async function splitInput(
     parts.push({ input: staged.sha256, firstRow: rowsTotal - lines.length + 1, rows: lines.length });
     lines = [];
   };
-  for await (const row of rowsOf(limited, format)) {
-    if (!columns) {
-      if (!Array.isArray(row) || row.length === 0 || row.some((name) => String(name).includes('\0'))) {
-        throw notThisFormat(format, 'no header');
+  try {
+    for await (const row of rowsOf(limited, format)) {
+      if (!columns) {
+        if (!Array.isArray(row) || row.length === 0 || row.some((name) => String(name).includes('\0'))) {
+          throw notThisFormat(format, 'no header');
+        }
+        columns = (row as unknown[]).map(String);
+        continue;
       }
-      columns = (row as unknown[]).map(String);
-      continue;
+      plan ??= options.planFor(columns, Array.isArray(row) ? row : []);
+      lines.push(`${JSON.stringify(row)}\n`);
+      rowsTotal++;
+      if (lines.length >= options.partRows) await flush();
     }
-    plan ??= options.planFor(columns, Array.isArray(row) ? row : []);
-    lines.push(`${JSON.stringify(row)}\n`);
-    rowsTotal++;
-    if (lines.length >= options.partRows) await flush();
+  } catch (error) {
+    // The rest of the body is read and dropped, so that the request ends and its connection is free
+    // again; left paused, it would hold the connection (and a server closing) until a timeout.
+    source.unpipe(limited);
+    source.resume();
+    throw error;
   }
   if (!columns) throw notThisFormat(format, 'the file is empty');
   if (!plan) throw new ModelgateError('invalid_input', 'the file has a header but no rows');

@@ -1,0 +1,280 @@
+// Batch runs over HTTP on an in-process platform (API + worker), on PGlite and, with TEST_DATABASE_URL, on
+// Postgres: a CSV or JSONL file in, one output row per input row in input order (pass-through columns,
+// then predictions equal to /predict's), row errors with their row numbers, progress, the refusals
+// (format, size, columns, model, tenant, scope), cancel, list, and a part run twice storing the same output.
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { parse } from 'csv-parse/sync';
+import { buildModel } from '../examples/onnx-writer.ts';
+import { assertProblem, deployModel } from './helpers/api.ts';
+import { testDatabaseUrl } from './helpers/databases.ts';
+import {
+  buildIdentityModel,
+  buildSlowModel,
+  startTestPlatform,
+  type TestPlatform,
+} from './helpers/platform.ts';
+
+/** y = x and the row's mean: two outputs, one of width 4 and one of one value a row. */
+const identityAndMeanModel = () =>
+  buildModel({
+    name: 'identity-mean',
+    inputs: [{ name: 'x', type: 'float32', shape: ['batch', 4] }],
+    outputs: [
+      { name: 'y', type: 'float32', shape: ['batch', 4] },
+      { name: 'mean', type: 'float32', shape: ['batch'] },
+    ],
+    nodes: [
+      { opType: 'Identity', inputs: ['x'], outputs: ['y'] },
+      {
+        opType: 'ReduceMean',
+        inputs: ['x'],
+        outputs: ['mean'],
+        attributes: { axes: { ints: [1] }, keepdims: { int: 0 } },
+      },
+    ],
+  });
+
+/** `rows` rows of `id,a,b,c,d,note` with distinct values. */
+function csvOf(rows: number): { text: string; values: number[][] } {
+  const values = Array.from({ length: rows }, (_, r) => [r / 4, r % 7, -r, 0.5]);
+  const lines = values.map((row, r) => `${r + 1},${row.join(',')},note ${r + 1}`);
+  return { text: `id,a,b,c,d,note\n${lines.join('\n')}\n`, values };
+}
+
+const databases = ['pglite', ...(testDatabaseUrl() ? ['postgres'] : [])];
+
+for (const database of databases) {
+  describe(`batch runs on ${database}`, () => {
+    let tp: TestPlatform;
+    let key: string;
+    let otherTenantKey: string;
+    let readKey: string;
+
+    before(async () => {
+      tp = await startTestPlatform({
+        postgres: database === 'postgres',
+        config: { jobPollMs: 200, drainGraceMs: 1000, batchUploadLimitBytes: 8 * 1024 * 1024 },
+      });
+      key = tp.adminKey;
+      await deployModel(tp, key, 'means', identityAndMeanModel());
+      await deployModel(tp, key, 'identity', buildIdentityModel(4));
+      await deployModel(tp, key, 'slow', buildSlowModel());
+      const client = tp.client();
+      otherTenantKey = (await client.createTenant('other')).admin_key.key;
+      readKey = (await client.createKey({ scopes: ['read'] })).key;
+    });
+    after(() => tp.close());
+
+    const submit = (model: string, body: string, query = '', type = 'text/csv', as = key) =>
+      tp.call('POST', `/v1/models/${model}/batches${query}`, {
+        key: as,
+        body,
+        headers: { 'content-type': type },
+      });
+    /** A file of the batch as the bytes say it, whatever its format. */
+    const fileText = async (id: string, which: 'output' | 'errors') => {
+      const response = await fetch(`${tp.url}/v1/batches/${id}/${which}`, {
+        headers: { authorization: `Bearer ${key}` },
+      });
+      assert.equal(response.status, 200);
+      return { type: response.headers.get('content-type') ?? '', text: await response.text() };
+    };
+    const waitFinished = async (id: string) => {
+      const deadline = Date.now() + 30_000;
+      for (;;) {
+        const batch = await tp.call('GET', `/v1/batches/${id}`, { key });
+        assert.equal(batch.status, 200, JSON.stringify(batch.body));
+        if (!['queued', 'running'].includes(batch.body.status)) return batch.body;
+        if (Date.now() > deadline) assert.fail(`batch ${id} did not finish: ${JSON.stringify(batch.body)}`);
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+    };
+
+    it('a CSV runs in parts; the output has every row in input order with /predict’s predictions', async () => {
+      const { text, values } = csvOf(230);
+      const submitted = await submit('means', text, '?features=a,b,c,d&part_rows=50');
+      assert.equal(submitted.status, 202, JSON.stringify(submitted.body));
+      assert.match(submitted.body.id, /^bat_[a-z2-7]+$/);
+      assert.equal(submitted.headers.get('location'), `/v1/batches/${submitted.body.id}`);
+      assert.equal(submitted.body.rows_total, 230);
+      assert.equal(submitted.body.parts_total, 5);
+
+      const done = await waitFinished(submitted.body.id);
+      assert.equal(done.status, 'succeeded');
+      assert.deepEqual([done.rows_done, done.rows_failed, done.parts_done], [230, 0, 5]);
+      assert.ok(done.rows_per_second > 0 && done.started_at && done.finished_at);
+      assert.equal(done.eta_seconds, null);
+
+      const output = await fileText(done.id, 'output');
+      assert.match(output.type, /^text\/csv/);
+      const [header, ...rows] = parse(output.text) as string[][];
+      assert.deepEqual(header, ['id', 'note', 'y_0', 'y_1', 'y_2', 'y_3', 'mean']);
+      const predicted = await tp.call('POST', '/v1/models/means/predict', {
+        key,
+        json: { instances: values },
+      });
+      assert.equal(rows!.length, 230);
+      rows!.forEach((row, r) => {
+        assert.deepEqual(row.slice(0, 2), [String(r + 1), `note ${r + 1}`]);
+        assert.deepEqual(row.slice(2, 6).map(Number), predicted.body.outputs.y[r]);
+        assert.equal(Number(row[6]), predicted.body.outputs.mean[r]);
+      });
+      assert.equal((await fileText(done.id, 'errors')).text, 'row,error\n');
+    });
+
+    it('rows that cannot be used go to the error file with their number; the rest still run', async () => {
+      const text = 'id,a,b,c,d\n1,1,2,3,4\n2,1,,3,4\n3,1,x,3,4\n4,1,2,3\n5,5,6,7,8\n';
+      const submitted = await submit('identity', text, '?features=a,b,c,d&passthrough=id');
+      assert.equal(submitted.status, 202, JSON.stringify(submitted.body));
+      const done = await waitFinished(submitted.body.id);
+      assert.equal(done.status, 'succeeded');
+      assert.deepEqual([done.rows_done, done.rows_failed], [2, 3]);
+      assert.equal((await fileText(done.id, 'output')).text, 'id,y_0,y_1,y_2,y_3\n1,1,2,3,4\n5,5,6,7,8\n');
+      assert.deepEqual(parse((await fileText(done.id, 'errors')).text), [
+        ['row', 'error'],
+        ['2', 'column "b": missing value'],
+        ['3', 'column "b": not a number: "x"'],
+        ['4', 'expected 5 columns, got 4'],
+      ]);
+    });
+
+    it('JSONL in gives JSONL out by default, CSV out on request; a broken line is a row error', async () => {
+      const text =
+        '{"id": "a", "p": 1, "q": 2, "r": 3, "s": 4}\nnonsense\n{"id": "b", "p": 5, "q": 6, "r": 7, "s": 8}\n';
+      const asJsonl = await submit('identity', text, '', 'application/jsonl');
+      assert.equal(asJsonl.status, 202, JSON.stringify(asJsonl.body));
+      const done = await waitFinished(asJsonl.body.id);
+      assert.deepEqual([done.status, done.rows_done, done.rows_failed], ['succeeded', 2, 1]);
+      const output = await fileText(done.id, 'output');
+      assert.match(output.type, /^application\/jsonl/);
+      assert.equal(
+        output.text,
+        '{"id":"a","y_0":1,"y_1":2,"y_2":3,"y_3":4}\n{"id":"b","y_0":5,"y_1":6,"y_2":7,"y_3":8}\n',
+      );
+      assert.equal((await fileText(done.id, 'errors')).text, '{"row":2,"error":"not a JSON line"}\n');
+
+      const asCsv = await submit('identity', text, '?output=csv', 'application/x-ndjson');
+      const csvDone = await waitFinished(asCsv.body.id);
+      assert.equal((await fileText(csvDone.id, 'output')).text, 'id,y_0,y_1,y_2,y_3\na,1,2,3,4\nb,5,6,7,8\n');
+    });
+
+    it('refuses what cannot run before any work starts, with clear problems', async () => {
+      assertProblem(
+        await submit('identity', '{"a": 1}', '', 'application/json'),
+        415,
+        'unsupported_media_type',
+      );
+      assertProblem(await submit('identity', '"\u0000\u0001 not csv', ''), 400, 'invalid_input');
+      assertProblem(await submit('identity', ''), 400, 'invalid_input');
+      assertProblem(await submit('identity', 'a,b,c,d\n'), 400, 'invalid_input');
+      assertProblem(await submit('identity', '[1, 2]\n', '', 'application/jsonl'), 400, 'invalid_input');
+      const tooFew = await submit('identity', 'a,b,c\n1,2,3\n');
+      assertProblem(tooFew, 400, 'invalid_input');
+      assert.deepEqual(tooFew.body.features, ['a', 'b', 'c']);
+      assertProblem(
+        await submit('identity', 'a,b,c,d\n1,2,3,4\n', '?features=a,b,c,e'),
+        400,
+        'invalid_input',
+      );
+      assertProblem(await submit('identity', 'a,b,c,d\n1,2,3,4\n', '?output=xml'), 400, 'bad_request');
+      assertProblem(await submit('nope', 'a,b,c,d\n1,2,3,4\n'), 404, 'model_not_found');
+      const tooLarge = csvOf(400_000).text;
+      assert.ok(tooLarge.length > 8 * 1024 * 1024);
+      assertProblem(await submit('identity', tooLarge, '?features=a,b,c,d'), 413, 'payload_too_large');
+      assertProblem(
+        await submit('identity', 'a,b,c,d\n1,2,3,4\n', '', 'text/csv', readKey),
+        403,
+        'forbidden',
+      );
+      const listed = await tp.call('GET', '/v1/batches?limit=1000', { key });
+      assert.ok(listed.body.batches.every((batch: { rows_total: number }) => batch.rows_total !== 400_000));
+    });
+
+    it("another tenant's batch is 404 everywhere; read keys read", async () => {
+      const submitted = await submit('identity', 'a,b,c,d\n1,2,3,4\n');
+      await waitFinished(submitted.body.id);
+      for (const path of ['', '/output', '/errors']) {
+        assertProblem(
+          await tp.call('GET', `/v1/batches/${submitted.body.id}${path}`, { key: otherTenantKey }),
+          404,
+          'batch_not_found',
+        );
+        assert.equal(
+          (await tp.call('GET', `/v1/batches/${submitted.body.id}${path}`, { key: readKey })).status,
+          200,
+        );
+      }
+      assertProblem(
+        await tp.call('POST', `/v1/batches/${submitted.body.id}/cancel`, { key: otherTenantKey }),
+        404,
+        'batch_not_found',
+      );
+      const theirs = await tp.call('GET', '/v1/batches', { key: otherTenantKey });
+      assert.deepEqual(theirs.body.batches, []);
+      const jobs = await tp.call('GET', '/v1/jobs?limit=1000', { key });
+      assert.ok(jobs.body.jobs.every((job: { id: string }) => !job.id.includes(submitted.body.id)));
+    });
+
+    it('cancel stops the parts not yet run; the output of an unfinished batch is 409', async () => {
+      // 4 parts of 400 rows: each takes the slow model about 1.7 s.
+      const rows = Array.from({ length: 1600 }, (_, r) =>
+        Array.from({ length: 1024 }, () => r % 10).join(','),
+      );
+      const header = Array.from({ length: 1024 }, (_, i) => `c${i}`).join(',');
+      const submitted = await submit('slow', `${header}\n${rows.join('\n')}\n`, '?part_rows=400');
+      assert.equal(submitted.status, 202, JSON.stringify(submitted.body));
+      assertProblem(
+        await tp.call('GET', `/v1/batches/${submitted.body.id}/output`, { key }),
+        409,
+        'batch_not_finished',
+      );
+      const canceled = await tp.call('POST', `/v1/batches/${submitted.body.id}/cancel`, { key });
+      assert.equal(canceled.status, 200);
+      assert.equal(canceled.body.status, 'canceled');
+      assert.ok(canceled.body.parts_done < 4);
+      await fileText(submitted.body.id, 'output');
+    });
+
+    it('lists newest first, page by page', async () => {
+      const ids: string[] = [];
+      for (let i = 0; i < 3; i++) ids.push((await submit('identity', 'a,b,c,d\n1,2,3,4\n')).body.id);
+      const first = await tp.call('GET', '/v1/batches?limit=2', { key });
+      assert.deepEqual(
+        first.body.batches.map((batch: { id: string }) => batch.id),
+        [ids[2], ids[1]],
+      );
+      const second = await tp.call('GET', `/v1/batches?limit=2&cursor=${first.body.next_cursor}`, { key });
+      assert.equal(second.body.batches[0].id, ids[0]);
+      assertProblem(await tp.call('GET', '/v1/batches?limit=0', { key }), 400, 'bad_request');
+    });
+
+    it('a part that runs twice stores the same output object, and the output has its rows once', async () => {
+      const { text } = csvOf(20);
+      const submitted = await submit('identity', text, '?features=a,b,c,d&part_rows=10');
+      const done = await waitFinished(submitted.body.id);
+      const before = await fileText(done.id, 'output');
+      const { db } = tp.platform;
+      const [first] = await db.query<{ result: { output: string } }>(
+        `SELECT result FROM jobs WHERE batch_id = $1 AND batch_part = 0`,
+        [done.id],
+      );
+      // As if the worker that ran it had died before recording it: the part runs again.
+      await db.query(
+        `UPDATE jobs SET status = 'queued', result = NULL, finished_at = NULL WHERE batch_id = $1 AND batch_part = 0`,
+        [done.id],
+      );
+      const again = await waitFinished(done.id);
+      assert.equal(again.status, 'succeeded');
+      const [second] = await db.query<{ result: { output: string }; attempts: number }>(
+        `SELECT result, attempts FROM jobs WHERE batch_id = $1 AND batch_part = 0`,
+        [done.id],
+      );
+      assert.equal(second!.attempts, 2);
+      assert.equal(second!.result.output, first!.result.output);
+      const after = await fileText(done.id, 'output');
+      assert.equal(after.text, before.text);
+      assert.equal(after.text.trim().split('\n').length, 21);
+    });
+  });
+}
