@@ -28,6 +28,7 @@ import {
   type JobRecord,
   type NewJob,
 } from '../src/store/jobs.ts';
+import { insertBatch, newBatchId } from '../src/store/batches.ts';
 import { listenChannel } from '../src/store/channels.ts';
 import { migrate } from '../src/store/migrate.ts';
 import { insertTenant } from '../src/store/tenants.ts';
@@ -390,6 +391,35 @@ for (const database of testDatabases()) {
       assert.equal(await selectJob(db, tenantA, old.id), undefined);
       assert.ok(await selectJob(db, tenantA, shared.id));
       assert.ok(await selectJob(db, tenantA, running.id));
+    });
+
+    it('a claim takes at most partLimit batch parts, and every other job it has room for', async () => {
+      await clearJobs();
+      const batchId = newBatchId();
+      await db.transaction((tx) =>
+        insertBatch(tx, {
+          id: batchId,
+          tenantId: tenantA,
+          modelName: 'iris',
+          modelVersion: 1,
+          plan: {},
+          rowsTotal: 3,
+          parts: ['{"part": 0}', '{"part": 1}', '{"part": 2}'],
+          maxAttempts: 3,
+          timeoutMs: 60_000,
+        }),
+      );
+      const single = await insertJob(db, newJob(tenantA));
+      const isPart = (job: JobRecord) => job.id.startsWith(`job_${batchId}_`);
+      const first = await claimJobs(db, 'w1', 10, LEASE_MS, 1);
+      assert.deepEqual(first.map(isPart).sort(), [false, true]);
+      assert.ok(first.some((job) => job.id === single.id));
+      assert.deepEqual(await claimJobs(db, 'w2', 10, LEASE_MS, 0), []);
+      const second = await claimJobs(db, 'w2', 10, LEASE_MS, 5);
+      assert.equal(second.length, 2);
+      assert.ok(second.every(isPart));
+      await clearJobs();
+      await db.query('DELETE FROM batches');
     });
 
     it('the jobs table is analyzed once it has doubled since it last was, and not before', async () => {

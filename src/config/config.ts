@@ -83,6 +83,12 @@ export const configSchema = z
       .default(true),
     /** Jobs one worker process runs at once, fed to the batchers (MODELGATE_WORKER_CONCURRENCY). Default 64. */
     workerConcurrency: z.coerce.number().int().min(1).max(4096).default(64),
+    /**
+     * Batch parts one worker process runs at once (MODELGATE_BATCH_PARTS_PER_WORKER). Default 1: a part
+     * is thousands of rows fed to the model in chunks, enough to keep the inference threads busy; more
+     * would hold more rows in memory and leave fewer parts to other workers.
+     */
+    batchPartsPerWorker: z.coerce.number().int().min(1).max(256).default(1),
     /** Default attempts per job before it fails (MODELGATE_JOB_MAX_ATTEMPTS). Default 3. */
     jobMaxAttempts: z.coerce.number().int().min(1).max(100).default(3),
     /** Default deadline of one job attempt (MODELGATE_JOB_TIMEOUT_MS). Default 600 000 (10 min). */

@@ -48,6 +48,7 @@ import { isPartInput, runBatchPart } from '../batch/part.ts';
 export type WorkerConfig = Pick<
   Config,
   | 'workerConcurrency'
+  | 'batchPartsPerWorker'
   | 'jobLeaseMs'
   | 'jobPollMs'
   | 'jobRetryBaseMs'
@@ -83,6 +84,8 @@ export function retryDelayMs(baseMs: number, attempt: number): number {
 export class JobWorker {
   readonly id = newId('wrk');
   private readonly inFlight = new Set<string>();
+  /** Batch parts among the jobs in flight (at most batchPartsPerWorker). */
+  private partsInFlight = 0;
   private stopping = false;
   private readonly alarm = new Alarm();
   private loop: Promise<void> | undefined;
@@ -188,9 +191,17 @@ export class JobWorker {
       let claimed = 0;
       if (free > 0) {
         try {
-          const jobs = await claimJobs(db, this.id, free, config.jobLeaseMs);
+          const partsFree = Math.max(0, config.batchPartsPerWorker - this.partsInFlight);
+          const jobs = await claimJobs(db, this.id, free, config.jobLeaseMs, partsFree);
           claimed = jobs.length;
           this.owed = claimed === free;
+          const parts = jobs.filter((job) => isPartInput(job.input)).length;
+          // Parts beyond this worker's share may be waiting: the other workers are told to look.
+          if (parts > 0 && parts === partsFree && this.peers.length > 1) {
+            announceQueued(db).catch((error: unknown) =>
+              logger.warn({ err: error, worker: this.id }, 'handing a notice on failed'),
+            );
+          }
           for (const job of jobs) this.launch(job);
         } catch (error) {
           logger.warn({ err: error, worker: this.id }, 'claiming jobs failed; retrying');
@@ -211,6 +222,8 @@ export class JobWorker {
 
   private launch(job: JobRecord): void {
     this.inFlight.add(job.id);
+    const isPart = isPartInput(job.input);
+    if (isPart) this.partsInFlight++;
     this.deps.metrics.jobsInFlight.set(this.inFlight.size);
     const startedMs = performance.now();
     this.execute(job)
@@ -224,6 +237,11 @@ export class JobWorker {
       )
       .finally(() => {
         this.inFlight.delete(job.id);
+        if (isPart) {
+          this.partsInFlight--;
+          // Parts left behind for the limit may be waiting.
+          this.owed = true;
+        }
         this.deps.metrics.jobsInFlight.set(this.inFlight.size);
         // A free slot is worth a claim only when jobs may be waiting; new ones come with a notice.
         if (this.owed) this.notify();
