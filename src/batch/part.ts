@@ -1,8 +1,10 @@
-// One part of a batch, as a worker runs it: reads the part's rows from the artifact store, turns the usable
-// ones into model inputs, runs them through the predictor in chunks, and stores the output rows (the
-// pass-through columns, then the predictions) and the row errors, each in input order. The same part run
+// One part of a batch, as a worker runs it: streams the part's rows from the artifact store in chunks,
+// turns the usable ones into model inputs, runs them through the predictor, and streams the output rows
+// (the pass-through columns, then the predictions) into the store, keeping a few chunks in memory, not the
+// part; the row errors follow. Both in input order. The same part run
 // twice stores the same content, so its artifacts are the same objects, never duplicates.
-import { readFile } from 'node:fs/promises';
+import { createReadStream } from 'node:fs';
+import { createInterface } from 'node:readline';
 import { Readable } from 'node:stream';
 import { stringify } from 'csv-stringify/sync';
 import type { ArtifactStore } from '../artifacts/store.ts';
@@ -11,7 +13,7 @@ import type { Predictor } from '../serving/predictor.ts';
 import type { PartResult } from '../store/batches.ts';
 import type { JobRecord } from '../store/jobs.ts';
 import type { InputPart, PartLine } from './input.ts';
-import { featuresOf, predictionColumns, type BatchFormat, type BatchPlan, type RowError } from './plan.ts';
+import { featuresOf, predictionColumns, type BatchFormat, type BatchPlan } from './plan.ts';
 
 /** A part job's input: the batch's plan and where the part's rows are. */
 export interface PartInput {
@@ -49,27 +51,23 @@ export async function runBatchPart(
   deps: { predictor: Predictor; artifacts: ArtifactStore },
 ): Promise<PartResult> {
   const { plan, input, firstRow } = (job.input as unknown as PartInput).batchPart;
-  const text = await readFile(await deps.artifacts.localPath(input), 'utf8');
-  const lines = text
-    .split('\n')
-    .filter((line) => line !== '')
-    .map((line) => JSON.parse(line) as PartLine);
-  const usable: { index: number; features: number[] }[] = [];
-  const errors: RowError[] = [];
-  lines.forEach((row, index) => {
-    const features = Array.isArray(row) ? featuresOf(plan, row) : row.error;
-    if (typeof features === 'string') errors.push({ row: firstRow + index, error: features });
-    else usable.push({ index, features });
-  });
-
   const signature = deps.predictor.resolve(job.tenantId, job.modelName, job.modelVersion).version.signature;
-  const predictions: unknown[][] = new Array<unknown[]>(lines.length);
-  let columns: string[] = [];
-  const chunks: (typeof usable)[] = [];
-  for (let start = 0; start < usable.length; start += CHUNK_ROWS)
-    chunks.push(usable.slice(start, start + CHUNK_ROWS));
-  const runChunk = async (chunk: typeof usable) => {
-    const tensors = tensorsFromBody({ instances: chunk.map((row) => row.features) }, signature);
+  const passthroughColumns = plan.passthrough.map((column) => plan.columns[column]!);
+  const errors: unknown[][] = [];
+  let predictionNames: string[] = [];
+  let rows = 0;
+
+  /** One chunk of lines: its row errors are noted at once (in order); its output rows come formatted. */
+  const runChunk = async (lines: string[], firstRowOfChunk: number): Promise<string> => {
+    const usable: { cells: unknown[]; features: number[] }[] = [];
+    lines.forEach((line, index) => {
+      const row = JSON.parse(line) as PartLine;
+      const features = Array.isArray(row) ? featuresOf(plan, row) : row.error;
+      if (typeof features === 'string') errors.push([firstRowOfChunk + index, features]);
+      else usable.push({ cells: row as unknown[], features });
+    });
+    if (usable.length === 0) return '';
+    const tensors = tensorsFromBody({ instances: usable.map((row) => row.features) }, signature);
     const prediction = await deps.predictor.predict(
       job.tenantId,
       job.modelName,
@@ -81,30 +79,51 @@ export async function runBatchPart(
       string,
       unknown[]
     >;
-    columns = predictionColumns(outputs);
-    chunk.forEach((row, i) => {
-      predictions[row.index] = Object.values(outputs).flatMap((rows) => [rows[i]].flat(Infinity));
-    });
+    predictionNames = predictionColumns(outputs);
+    rows += usable.length;
+    const outputRows = usable.map(({ cells }, i) => [
+      ...plan.passthrough.map((column) => cells[column]),
+      ...Object.values(outputs).flatMap((values) => [values[i]].flat(Infinity)),
+    ]);
+    return formatRows(plan.outputFormat, [...passthroughColumns, ...predictionNames], outputRows);
   };
-  for (let next = 0; next < chunks.length; next += CHUNKS_IN_FLIGHT) {
-    await Promise.all(chunks.slice(next, next + CHUNKS_IN_FLIGHT).map(runChunk));
+
+  /** The part's lines in chunks, CHUNKS_IN_FLIGHT of them running at once, their output in order. */
+  async function* outputText(): AsyncGenerator<string> {
+    const lines = createInterface({
+      input: createReadStream(await deps.artifacts.localPath(input)),
+      crlfDelay: Infinity,
+    });
+    const running: Promise<string>[] = [];
+    let chunk: string[] = [];
+    let next = firstRow;
+    const start = () => {
+      const chunkRun = runChunk(chunk, next);
+      // Awaited in turn below; until then a failure must not count as unhandled.
+      chunkRun.catch(() => undefined);
+      running.push(chunkRun);
+      next += chunk.length;
+      chunk = [];
+    };
+    for await (const line of lines) {
+      if (line === '') continue;
+      chunk.push(line);
+      if (chunk.length < CHUNK_ROWS) continue;
+      start();
+      if (running.length >= CHUNKS_IN_FLIGHT) yield await running.shift()!;
+    }
+    if (chunk.length > 0) start();
+    while (running.length > 0) yield await running.shift()!;
   }
 
-  const outputRows = usable.map(({ index }) => {
-    const cells = lines[index] as unknown[];
-    return [...plan.passthrough.map((column) => cells[column]), ...predictions[index]!];
-  });
-  const outputColumns = [...plan.passthrough.map((column) => plan.columns[column]!), ...columns];
-  const errorRows = errors.map(({ row, error }) => [row, error]);
-  const [output, errorsSha] = await Promise.all([
-    store(deps.artifacts, formatRows(plan.outputFormat, outputColumns, outputRows)),
-    store(deps.artifacts, formatRows(plan.outputFormat, ['row', 'error'], errorRows)),
-  ]);
+  const output = await deps.artifacts.stage(Readable.from(outputText()), Number.MAX_SAFE_INTEGER);
+  await output.commit();
+  const errorText = formatRows(plan.outputFormat, ['row', 'error'], errors);
   return {
-    output,
-    errors: errorsSha,
-    rows: usable.length,
+    output: output.sha256,
+    errors: await store(deps.artifacts, errorText),
+    rows,
     failed: errors.length,
-    predictionColumns: columns,
+    predictionColumns: predictionNames,
   };
 }

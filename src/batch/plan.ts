@@ -26,12 +26,6 @@ export interface PlanOptions {
   outputFormat?: BatchFormat;
 }
 
-/** A row that cannot be used: its number (the first data row is 1) and why. */
-export interface RowError {
-  row: number;
-  error: string;
-}
-
 const isNumeric = (value: unknown) =>
   typeof value === 'number' ||
   (typeof value === 'string' && value.trim() !== '' && Number.isFinite(Number(value)));

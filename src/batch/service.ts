@@ -128,7 +128,8 @@ export class BatchService {
         ? ['row', 'error']
         : [
             ...plan.passthrough.map((column) => plan.columns[column]!),
-            ...(parts[0]?.result?.predictionColumns ?? []),
+            ...(parts.find((part) => part.result!.predictionColumns.length > 0)?.result?.predictionColumns ??
+              []),
           ];
     const { artifacts } = this.deps;
     async function* chunks() {
