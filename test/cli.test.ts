@@ -2,12 +2,13 @@
 // codes, and `serve` itself started, called and stopped with SIGTERM.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { generateKey } from '../src/auth/keys.ts';
+import { deployModel } from './helpers/api.ts';
 import { buildIdentityModel, startTestPlatform, type TestPlatform } from './helpers/platform.ts';
 
 const BIN = new URL('../bin/modelgate.js', import.meta.url).pathname;
@@ -18,9 +19,10 @@ interface RunResult {
   stderr: string;
 }
 
-function runCli(args: string[], env: Record<string, string> = {}): Promise<RunResult> {
+function runCli(args: string[], env: Record<string, string> = {}, cwd?: string): Promise<RunResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [BIN, ...args], {
+      cwd,
       env: { ...process.env, MODELGATE_URL: '', MODELGATE_KEY: '', ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
@@ -60,7 +62,17 @@ describe('API commands', () => {
   test('--help lists the commands and exits 0', async () => {
     const result = await runCli(['--help']);
     assert.equal(result.code, 0);
-    for (const command of ['serve', 'worker', 'deploy', 'keys', 'tenants', 'models', 'predict', 'jobs']) {
+    for (const command of [
+      'serve',
+      'worker',
+      'deploy',
+      'keys',
+      'tenants',
+      'models',
+      'predict',
+      'jobs',
+      'batch',
+    ]) {
       assert.match(result.stdout, new RegExp(`\\b${command}\\b`));
     }
   });
@@ -120,6 +132,66 @@ describe('API commands', () => {
     ]);
     assert.equal(predicted.code, 0, predicted.stderr);
     assert.deepEqual(JSON.parse(predicted.stdout).outputs, { y: [[1, 2, 3]] });
+  });
+
+  test('batch submit --wait follows the run and downloads its output and errors; get, list, download', async () => {
+    await deployModel(platform, platform.adminKey, 'batch-echo', buildIdentityModel(2));
+    const file = join(workDir, 'rows.csv');
+    await writeFile(file, 'id,a,b\n1,1,2\n2,x,4\n3,5,6\n');
+    const submitted = await runCli(
+      [
+        'batch',
+        'submit',
+        file,
+        '--model',
+        'batch-echo',
+        '--features',
+        'a,b',
+        '--part-rows',
+        '2',
+        '--wait',
+        '--json',
+        ...api,
+      ],
+      {},
+      workDir,
+    );
+    assert.equal(submitted.code, 0, submitted.stderr);
+    const done = JSON.parse(submitted.stdout) as {
+      id: string;
+      status: string;
+      files: Record<string, string>;
+    };
+    assert.equal(done.status, 'succeeded');
+    assert.deepEqual(done.files, { output: 'rows.out.csv', errors: 'rows.errors.csv' });
+    assert.equal(await readFile(join(workDir, 'rows.out.csv'), 'utf8'), 'id,y_0,y_1\n1,1,2\n3,5,6\n');
+    assert.equal(
+      await readFile(join(workDir, 'rows.errors.csv'), 'utf8'),
+      'row,error\n2,"column ""a"": not a number: ""x"""\n',
+    );
+
+    const got = await runCli(['batch', 'get', done.id, ...api]);
+    assert.equal(got.code, 0, got.stderr);
+    assert.match(got.stdout, /succeeded {2}batch-echo v1 {2}rows 2\/3 {2}failed 1 {2}parts 2\/2/);
+    const listed = await runCli(['batch', 'list', '--json', ...api]);
+    assert.ok(
+      (JSON.parse(listed.stdout) as { batches: { id: string }[] }).batches.some((b) => b.id === done.id),
+    );
+    const downloaded = await runCli(['batch', 'download', done.id, ...api]);
+    assert.equal(downloaded.stdout, 'id,y_0,y_1\n1,1,2\n3,5,6\n');
+
+    const unknownFormat = await runCli([
+      'batch',
+      'submit',
+      join(workDir, 'rows.txt'),
+      '--model',
+      'batch-echo',
+      ...api,
+    ]);
+    assert.equal(unknownFormat.code, 2, unknownFormat.stderr);
+    const missing = await runCli(['batch', 'get', 'bat_nope', ...api]);
+    assert.equal(missing.code, 1);
+    assert.match(missing.stderr, /batch_not_found/);
   });
 
   test('tenants create prints the new tenant admin key', async () => {

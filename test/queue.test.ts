@@ -461,7 +461,7 @@ if (testDatabaseUrl() !== undefined) {
         const plan = async () =>
           (
             await db.query<{ 'QUERY PLAN': string }>(
-              `EXPLAIN (COSTS OFF) EXECUTE ${claim.name}('w1', ${LEASE_MS}, 64)`,
+              `EXPLAIN (COSTS OFF) EXECUTE ${claim.name}('w1', ${LEASE_MS}, 64, 64)`,
             )
           )
             .map((row) => row['QUERY PLAN'])

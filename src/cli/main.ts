@@ -4,6 +4,7 @@ import { ApiError } from '../client/client.ts';
 import { ConfigError } from '../config/config.ts';
 import { registerAccountCommands } from './accounts.ts';
 import { registerJobCommands } from './jobs.ts';
+import { registerBatchCommands } from './batch.ts';
 import { registerModelCommands } from './models.ts';
 import { registerServeCommand } from './serve.ts';
 
@@ -18,6 +19,7 @@ registerServeCommand(program);
 registerAccountCommands(program);
 registerModelCommands(program);
 registerJobCommands(program);
+registerBatchCommands(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -80,6 +80,58 @@ export interface JobInfo {
   links: { self: string; cancel: string };
 }
 
+/** `path` with the given parameters as its query string; undefined ones are left out. */
+function withQuery(path: string, params: Record<string, string | number | undefined>): string {
+  const query = new URLSearchParams(
+    Object.entries(params)
+      .filter(([, value]) => value !== undefined)
+      .map(([key, value]) => [key, String(value)]),
+  ).toString();
+  return query ? `${path}?${query}` : path;
+}
+
+/** The ApiError of an error answer, from its problem document (or what the response says). */
+function apiError(response: Response, parsed: unknown): ApiError {
+  const problem = (parsed ?? {}) as Partial<Problem>;
+  return new ApiError({
+    type: problem.type ?? 'about:blank',
+    title: problem.title ?? response.statusText,
+    status: response.status,
+    detail: problem.detail ?? response.statusText,
+    code: problem.code ?? 'unknown',
+    ...problem,
+  });
+}
+
+export interface BatchInfo {
+  id: string;
+  model: string;
+  version: number;
+  status: 'queued' | 'running' | 'succeeded' | 'failed' | 'canceled';
+  rows_total: number;
+  rows_done: number;
+  rows_failed: number;
+  parts_total: number;
+  parts_done: number;
+  rows_per_second: number | null;
+  eta_seconds: number | null;
+  created_at: string;
+  started_at: string | null;
+  finished_at: string | null;
+  error: { code: string; message: string } | null;
+  links: { self: string; output: string; errors: string; cancel: string };
+}
+
+export interface BatchOptions {
+  /** `text/csv` or `application/jsonl`. */
+  contentType: string;
+  version?: number;
+  features?: string[];
+  passthrough?: string[];
+  output?: 'csv' | 'jsonl';
+  partRows?: number;
+}
+
 export class ModelgateClient {
   private readonly baseUrl: string;
 
@@ -109,18 +161,20 @@ export class ModelgateClient {
     } as RequestInit);
     const text = await response.text();
     const parsed: unknown = text ? JSON.parse(text) : undefined;
-    if (!response.ok) {
-      const problem = (parsed ?? {}) as Partial<Problem>;
-      throw new ApiError({
-        type: problem.type ?? 'about:blank',
-        title: problem.title ?? response.statusText,
-        status: response.status,
-        detail: problem.detail ?? response.statusText,
-        code: problem.code ?? 'unknown',
-        ...problem,
-      });
-    }
+    if (!response.ok) throw apiError(response, parsed);
     return parsed as T;
+  }
+
+  /** A GET whose answer is a file: the response, its body not yet read. */
+  async download(path: string): Promise<Response> {
+    const headers: Record<string, string> = {};
+    if (this.options.key) headers.authorization = `Bearer ${this.options.key}`;
+    const response = await fetch(this.baseUrl + path, { headers });
+    if (!response.ok) {
+      const text = await response.text();
+      throw apiError(response, text ? (JSON.parse(text) as unknown) : undefined);
+    }
+    return response;
   }
 
   createTenant(name: string) {
@@ -209,18 +263,48 @@ export class ModelgateClient {
   }
 
   listJobs(filter: { model?: string; status?: string; limit?: number; cursor?: string } = {}) {
-    const query = new URLSearchParams(
-      Object.entries(filter)
-        .filter(([, value]) => value !== undefined)
-        .map(([key, value]) => [key, String(value)]),
-    ).toString();
     return this.request<{ jobs: JobInfo[]; next_cursor: string | null }>(
       'GET',
-      `/v1/jobs${query ? `?${query}` : ''}`,
+      withQuery('/v1/jobs', filter),
     );
   }
 
   cancelJob(id: string) {
     return this.request<JobInfo>('POST', `/v1/jobs/${encodeURIComponent(id)}/cancel`);
+  }
+
+  /** Submits a CSV or JSONL file (a stream: never read whole) as a batch run of `model`. */
+  submitBatch(model: string, file: AsyncIterable<Uint8Array>, options: BatchOptions) {
+    const path = withQuery(`/v1/models/${encodeURIComponent(model)}/batches`, {
+      version: options.version,
+      features: options.features?.join(','),
+      passthrough: options.passthrough?.join(','),
+      output: options.output,
+      part_rows: options.partRows,
+    });
+    return this.request<BatchInfo>('POST', path, {
+      body: file as unknown as BodyInit,
+      contentType: options.contentType,
+    });
+  }
+
+  getBatch(id: string) {
+    return this.request<BatchInfo>('GET', `/v1/batches/${encodeURIComponent(id)}`);
+  }
+
+  listBatches(page: { limit?: number; cursor?: string } = {}) {
+    return this.request<{ batches: BatchInfo[]; next_cursor: string | null }>(
+      'GET',
+      withQuery('/v1/batches', page),
+    );
+  }
+
+  cancelBatch(id: string) {
+    return this.request<BatchInfo>('POST', `/v1/batches/${encodeURIComponent(id)}/cancel`);
+  }
+
+  /** The batch's output file (or its errors file), as a response to stream from. */
+  batchFile(id: string, which: 'output' | 'errors') {
+    return this.download(`/v1/batches/${encodeURIComponent(id)}/${which}`);
   }
 }

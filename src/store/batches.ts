@@ -75,18 +75,15 @@ function withDates(batch: BatchRecord): BatchRecord {
   return batch;
 }
 
-export interface NewBatch {
-  id: string;
-  tenantId: string;
-  modelName: string;
-  modelVersion: number;
-  plan: unknown;
-  rowsTotal: number;
+export type NewBatch = Pick<
+  BatchRecord,
+  'id' | 'tenantId' | 'modelName' | 'modelVersion' | 'plan' | 'rowsTotal'
+> & {
   /** Each part's job: its input JSON; parts are numbered in this order from 0. */
   parts: string[];
   maxAttempts: number;
   timeoutMs: number;
-}
+};
 
 /** insertBatch: the batch and one queued job per part, in the caller's transaction. */
 export async function insertBatch(tx: Queryable, batch: NewBatch): Promise<void> {
