@@ -108,7 +108,7 @@ export function predictionColumns(outputs: Record<string, unknown[]>): string[] 
   const names: string[] = [];
   for (const [name, rows] of Object.entries(outputs)) {
     const width = [rows[0]].flat(Infinity).length;
-    if (width === 1 && !Array.isArray(rows[0])) names.push(name);
+    if (width === 1) names.push(name);
     else for (let i = 0; i < width; i++) names.push(`${name}_${i}`);
   }
   return names;
