@@ -19,12 +19,11 @@ export interface Workload {
 
 // A versicolor flower: a real row of examples/data/iris.csv, not the easy first (setosa) one.
 const IRIS_ROW_INDEX = 50;
-const WIDE_MLP_INPUTS = 64;
+export const WIDE_MLP_INPUTS = 64;
 const WIDE_MLP_SEED = 7;
 
 /** Standard-normal features (Box–Muller), four decimals, like standardised inputs a client would send. */
-function seededFeatureRow(seed: number, length: number): number[] {
-  const rng = createRng(seed);
+export function normalFeatures(rng: () => number, length: number): number[] {
   return Array.from({ length }, () => {
     const radius = Math.sqrt(-2 * Math.log(1 - rng()));
     return Math.round(radius * Math.cos(2 * Math.PI * rng()) * 1e4) / 1e4;
@@ -44,7 +43,7 @@ export function buildWorkload(model: ModelName): Workload {
       body: bodyOf(row),
     };
   }
-  const row = seededFeatureRow(WIDE_MLP_SEED, WIDE_MLP_INPUTS);
+  const row = normalFeatures(createRng(WIDE_MLP_SEED), WIDE_MLP_INPUTS);
   return {
     model,
     onnx: buildWideMlpModel(),

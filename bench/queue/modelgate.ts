@@ -52,7 +52,7 @@ export interface ModelgateOptions {
   root?: string;
 }
 
-function modelgateEnv(options: ModelgateOptions, dataDir: string, role: string): NodeJS.ProcessEnv {
+export function modelgateEnv(options: ModelgateOptions, dataDir: string, role: string): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { ...process.env };
   for (const name of OWNED_MODELGATE_ENV) delete env[name];
   env.MODELGATE_INFERENCE_THREADS ??= DEFAULT_BENCH_INFERENCE_THREADS;
@@ -84,7 +84,7 @@ function resolvedConfig(env: NodeJS.ProcessEnv, flags: { workers: boolean; http:
   }
 }
 
-function startModelgateProcess(
+export function startModelgateProcess(
   label: string,
   args: string[],
   env: NodeJS.ProcessEnv,

@@ -21,7 +21,7 @@ export interface PartInput {
 }
 
 /** Rows per call into the predictor, and calls in flight: the dynamic batcher merges them further. */
-const CHUNK_ROWS = 256;
+export const CHUNK_ROWS = 256;
 const CHUNKS_IN_FLIGHT = 4;
 
 export const isPartInput = (input: unknown): input is PartInput =>
