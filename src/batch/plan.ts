@@ -87,29 +87,27 @@ export function planBatch(
   };
 }
 
-/** The model input of one row, or why the row cannot be used. */
-export function featuresOf(plan: BatchPlan, cells: readonly unknown[]): number[] | string {
+/**
+ * Appends the model input of one row to `into`; returns why the row cannot be used instead (and appends
+ * nothing).
+ */
+export function readFeatures(plan: BatchPlan, cells: readonly unknown[], into: number[]): string | undefined {
   if (cells.length !== plan.columns.length) {
     return `expected ${plan.columns.length} columns, got ${cells.length}`;
   }
-  const values: number[] = [];
+  const start = into.length;
   for (const index of plan.input.features) {
     const cell = cells[index];
-    const column = plan.columns[index];
-    if (cell === null || cell === undefined || cell === '') return `column "${column}": missing value`;
-    if (!isNumeric(cell)) return `column "${column}": not a number: ${JSON.stringify(cell)}`;
-    values.push(Number(cell));
+    const value =
+      typeof cell === 'number' ? cell : typeof cell === 'string' && cell.trim() !== '' ? Number(cell) : NaN;
+    if (!Number.isFinite(value)) {
+      into.length = start;
+      const column = plan.columns[index];
+      return cell === null || cell === undefined || cell === ''
+        ? `column "${column}": missing value`
+        : `column "${column}": not a number: ${JSON.stringify(cell)}`;
+    }
+    into.push(value);
   }
-  return values;
-}
-
-/** Output column names for the predictions: `<output>` for one value a row, `<output>_<i>` for several. */
-export function predictionColumns(outputs: Record<string, unknown[]>): string[] {
-  const names: string[] = [];
-  for (const [name, rows] of Object.entries(outputs)) {
-    const width = [rows[0]].flat(Infinity).length;
-    if (width === 1) names.push(name);
-    else for (let i = 0; i < width; i++) names.push(`${name}_${i}`);
-  }
-  return names;
+  return undefined;
 }
