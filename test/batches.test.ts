@@ -187,8 +187,59 @@ for (const database of databases) {
         403,
         'forbidden',
       );
-      const listed = await tp.call('GET', '/v1/batches?limit=1000', { key });
-      assert.ok(listed.body.batches.every((batch: { rows_total: number }) => batch.rows_total !== 400_000));
+    });
+
+    it('parts run while the file is still arriving; a file refused part-way cancels what it queued', async () => {
+      const { db } = tp.platform;
+      let sendTheRest!: () => void;
+      const theRest = new Promise<void>((resolve) => (sendTheRest = resolve));
+      const encoder = new TextEncoder();
+      const body = new ReadableStream<Uint8Array>({
+        async start(controller) {
+          controller.enqueue(encoder.encode(`a,b,c,d\n${'1,2,3,4\n'.repeat(10)}`));
+          await theRest;
+          controller.enqueue(encoder.encode('5,6,7,8\n'.repeat(5)));
+          controller.close();
+        },
+      });
+      const answer = fetch(`${tp.url}/v1/models/identity/batches?part_rows=10`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${key}`, 'content-type': 'text/csv' },
+        body,
+        duplex: 'half',
+      } as RequestInit);
+      const deadline = Date.now() + 15_000;
+      for (;;) {
+        const [first] = await db.query<{ status: string }>(
+          `SELECT j.status FROM jobs j JOIN batches b ON b.id = j.batch_id
+           WHERE b.uploaded_at IS NULL AND j.batch_part = 0`,
+        );
+        if (first?.status === 'succeeded') break;
+        if (Date.now() > deadline)
+          assert.fail(`the first part did not run while the file arrived: ${first?.status}`);
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      sendTheRest();
+      const response = await answer;
+      const submitted = (await response.json()) as { id: string; rows_total: number; parts_total: number };
+      assert.equal(response.status, 202, JSON.stringify(submitted));
+      assert.deepEqual([submitted.rows_total, submitted.parts_total], [15, 2]);
+      assert.equal((await waitFinished(submitted.id)).status, 'succeeded');
+      const output = await fileText(submitted.id, 'output');
+      assert.equal(output.text, `y_0,y_1,y_2,y_3\n${'1,2,3,4\n'.repeat(10)}${'5,6,7,8\n'.repeat(5)}`);
+
+      const tooLarge = await submit('identity', csvOf(400_000).text, '?features=a,b,c,d&part_rows=1000');
+      assertProblem(tooLarge, 413, 'payload_too_large');
+      const [refused] = await db.query<{ id: string; canceled: boolean; unfinished: number; parts: number }>(
+        `SELECT b.id, b.canceled_at IS NOT NULL AS canceled,
+           (SELECT count(*)::int FROM jobs WHERE batch_id = b.id AND status IN ('queued', 'running')) AS unfinished,
+           (SELECT count(*)::int FROM jobs WHERE batch_id = b.id) AS parts
+         FROM batches b ORDER BY b.created_at DESC LIMIT 1`,
+      );
+      assert.ok(refused!.parts > 0, 'parts were queued before the limit was reached');
+      assert.deepEqual([refused!.canceled, refused!.unfinished], [true, 0]);
+      const shown = await tp.call('GET', `/v1/batches/${refused!.id}`, { key });
+      assert.equal(shown.body.status, 'canceled');
     });
 
     it("another tenant's batch is 404 everywhere; read keys read", async () => {

@@ -28,7 +28,13 @@ import {
   type JobRecord,
   type NewJob,
 } from '../src/store/jobs.ts';
-import { insertBatch, newBatchId } from '../src/store/batches.ts';
+import {
+  cancelStalledUploads,
+  completeBatchUpload,
+  insertBatch,
+  newBatchId,
+  queueBatchParts,
+} from '../src/store/batches.ts';
 import { listenChannel } from '../src/store/channels.ts';
 import { migrate } from '../src/store/migrate.ts';
 import { insertTenant } from '../src/store/tenants.ts';
@@ -395,20 +401,19 @@ for (const database of testDatabases()) {
 
     it('a claim takes at most partLimit batch parts, and every other job it has room for', async () => {
       await clearJobs();
-      const batchId = newBatchId();
-      await db.transaction((tx) =>
-        insertBatch(tx, {
-          id: batchId,
-          tenantId: tenantA,
-          modelName: 'iris',
-          modelVersion: 1,
-          plan: {},
-          rowsTotal: 3,
-          parts: ['{"part": 0}', '{"part": 1}', '{"part": 2}'],
-          maxAttempts: 3,
-          timeoutMs: 60_000,
-        }),
-      );
+      const batch = {
+        id: newBatchId(),
+        tenantId: tenantA,
+        modelName: 'iris',
+        modelVersion: 1,
+        plan: {},
+        maxAttempts: 3,
+        timeoutMs: 60_000,
+      };
+      await insertBatch(db, batch);
+      await queueBatchParts(db, batch, 0, ['{"part": 0}', '{"part": 1}']);
+      await queueBatchParts(db, batch, 2, ['{"part": 2}']);
+      const batchId = batch.id;
       const single = await insertJob(db, newJob(tenantA));
       const isPart = (job: JobRecord) => job.id.startsWith(`job_${batchId}_`);
       const first = await claimJobs(db, 'w1', 10, LEASE_MS, 1);
@@ -418,6 +423,36 @@ for (const database of testDatabases()) {
       const second = await claimJobs(db, 'w2', 10, LEASE_MS, 5);
       assert.equal(second.length, 2);
       assert.ok(second.every(isPart));
+      await clearJobs();
+      await db.query('DELETE FROM batches');
+    });
+
+    it('a batch whose upload stopped is canceled with its parts; one still arriving or complete is not', async () => {
+      await clearJobs();
+      const settings = { modelName: 'iris', modelVersion: 1, plan: {}, maxAttempts: 3, timeoutMs: 60_000 };
+      const stalled = { id: newBatchId(), tenantId: tenantA, ...settings };
+      const arriving = { id: newBatchId(), tenantId: tenantA, ...settings };
+      const complete = { id: newBatchId(), tenantId: tenantB, ...settings };
+      for (const batch of [stalled, arriving, complete]) {
+        await insertBatch(db, batch);
+        await queueBatchParts(db, batch, 0, ['{"part": 0}']);
+      }
+      await completeBatchUpload(db, complete.id, 1, 1);
+      // The stalled one's last part was queued long ago; so was the complete one's.
+      await db.query(
+        `UPDATE jobs SET queued_at = now() - interval '1 hour' WHERE batch_id = $1 OR batch_id = $2`,
+        [stalled.id, complete.id],
+      );
+      assert.equal(await cancelStalledUploads(db, 600), 1);
+      const statuses = await db.query<{ batch_id: string; status: string; canceled: boolean }>(
+        `SELECT j.batch_id, j.status, b.canceled_at IS NOT NULL AS canceled
+         FROM jobs j JOIN batches b ON b.id = j.batch_id ORDER BY j.batch_id`,
+      );
+      const of = (id: string) => statuses.find((row) => row.batch_id === id);
+      assert.deepEqual(of(stalled.id), { batch_id: stalled.id, status: 'canceled', canceled: true });
+      assert.deepEqual(of(arriving.id), { batch_id: arriving.id, status: 'queued', canceled: false });
+      assert.deepEqual(of(complete.id), { batch_id: complete.id, status: 'queued', canceled: false });
+      assert.equal(await cancelStalledUploads(db, 600), 0);
       await clearJobs();
       await db.query('DELETE FROM batches');
     });

@@ -1,7 +1,8 @@
 // A batch's input file, read as it streams in: CSV (a header line, then rows) or JSONL (one JSON object a
 // line). The plan is decided at the first row; rows are then written to the artifact store in parts of
-// `partRows`, each a JSONL file of one JSON array of cells a row, so that memory holds one part at most
-// whatever the size of the file.
+// `partRows`, each a JSONL file of one JSON array of cells a row, and each part is handed on as soon as it
+// is stored, so that memory holds one part at most whatever the size of the file, and work on the first
+// parts starts while the rest arrives.
 import type { Readable } from 'node:stream';
 import { Readable as ReadableStream, Transform } from 'node:stream';
 import { createInterface } from 'node:readline';
@@ -81,8 +82,8 @@ async function* rowsOf(source: Readable, format: BatchFormat): AsyncGenerator<st
 
 /**
  * Reads `source` to the end: decides the plan with `planFor(columns, firstRow)`, stores the rows in parts
- * and returns them. Fails before storing anything on an empty or unreadable file, and with
- * payload_too_large past `maxBytes`.
+ * and hands each to `onPart`; returns the plan and the counts. Fails before storing anything on an empty
+ * or unreadable file, and with payload_too_large past `maxBytes` (parts handed on by then stay handed on).
  */
 export async function splitInput(
   source: Readable,
@@ -92,13 +93,15 @@ export async function splitInput(
     maxBytes: number;
     partRows: number;
     planFor(columns: string[], firstRow: readonly unknown[]): BatchPlan;
+    /** Called with each part once it is stored, in order; the next waits for it. */
+    onPart(part: InputPart, plan: BatchPlan): Promise<void>;
   },
-): Promise<{ plan: BatchPlan; parts: InputPart[]; rowsTotal: number }> {
+): Promise<{ plan: BatchPlan; parts: number; rowsTotal: number }> {
   const limited = source.pipe(byteLimit(options.maxBytes));
   source.on('error', (error) => limited.destroy(error));
   let columns: string[] | undefined;
   let plan: BatchPlan | undefined;
-  const parts: InputPart[] = [];
+  let parts = 0;
   let lines: string[] = [];
   let rowsTotal = 0;
   const flush = async () => {
@@ -106,8 +109,10 @@ export async function splitInput(
     const bytes = Buffer.from(lines.join(''));
     const staged = await options.artifacts.stage(ReadableStream.from([bytes]), bytes.length);
     await staged.commit();
-    parts.push({ input: staged.sha256, firstRow: rowsTotal - lines.length + 1, rows: lines.length });
+    const part = { input: staged.sha256, firstRow: rowsTotal - lines.length + 1, rows: lines.length };
     lines = [];
+    await options.onPart(part, plan!);
+    parts++;
   };
   try {
     for await (const row of rowsOf(limited, format)) {

@@ -10,13 +10,16 @@ import { jobSettings } from '../registry/settings.ts';
 import type { Predictor } from '../serving/predictor.ts';
 import {
   cancelBatch,
+  completeBatchUpload,
   insertBatch,
   listBatches,
   newBatchId,
+  queueBatchParts,
   selectBatch,
   selectBatchParts,
   type BatchRecord,
   type BatchStatus,
+  type NewBatch,
 } from '../store/batches.ts';
 import type { Db } from '../store/db.ts';
 import { splitInput } from './input.ts';
@@ -38,6 +41,8 @@ export const DEFAULT_PART_ROWS = 10_000;
 export function batchStatus(batch: BatchRecord): BatchStatus {
   const { progress, partsTotal } = batch;
   if (batch.canceledAt) return 'canceled';
+  // While the file is still arriving, more parts are to come.
+  if (!batch.uploadedAt) return progress.partsRunning + progress.partsSucceeded > 0 ? 'running' : 'queued';
   if (progress.partsSucceeded === partsTotal) return 'succeeded';
   if (progress.partsSucceeded + progress.partsFailed === partsTotal) return 'failed';
   if (progress.partsRunning > 0 || progress.partsSucceeded + progress.partsFailed > 0) return 'running';
@@ -57,31 +62,42 @@ export class BatchService {
     },
   ) {}
 
+  /**
+   * Reads the file, queueing each part as soon as it is stored (workers start on the first parts while the
+   * rest arrives), and answers once the whole file is in. A file refused part-way (too large, unreadable)
+   * cancels the parts queued so far.
+   */
   async submit(request: SubmitBatch): Promise<BatchRecord> {
     const { tenantId, modelName } = request;
+    const { db } = this.deps;
     const resolved = this.deps.predictor.resolve(tenantId, modelName, request.version);
-    const { plan, parts, rowsTotal } = await splitInput(request.source, request.format, {
-      artifacts: this.deps.artifacts,
-      maxBytes: this.deps.config.batchUploadLimitBytes,
-      partRows: request.options.partRows ?? DEFAULT_PART_ROWS,
-      planFor: (columns, firstRow) =>
-        planBatch(resolved.version.signature, request.format, columns, firstRow, request.options),
-    });
     const id = newBatchId();
-    const { maxAttempts, timeoutMs } = jobSettings(resolved.model.settings, this.deps.config);
-    await this.deps.db.transaction((tx) =>
-      insertBatch(tx, {
-        id,
-        tenantId,
-        modelName,
-        modelVersion: resolved.version.version,
-        plan,
-        rowsTotal,
-        parts: parts.map((part) => JSON.stringify({ batchPart: { ...part, plan } } satisfies PartInput)),
-        maxAttempts,
-        timeoutMs,
-      }),
-    );
+    let batch: NewBatch | undefined;
+    let queued = 0;
+    try {
+      const { parts, rowsTotal } = await splitInput(request.source, request.format, {
+        artifacts: this.deps.artifacts,
+        maxBytes: this.deps.config.batchUploadLimitBytes,
+        partRows: request.options.partRows ?? DEFAULT_PART_ROWS,
+        planFor: (columns, firstRow) =>
+          planBatch(resolved.version.signature, request.format, columns, firstRow, request.options),
+        onPart: async (part, plan) => {
+          if (!batch) {
+            const settings = jobSettings(resolved.model.settings, this.deps.config);
+            batch = { id, tenantId, modelName, modelVersion: resolved.version.version, plan, ...settings };
+            await insertBatch(db, batch);
+          }
+          await queueBatchParts(db, batch, queued, [
+            JSON.stringify({ batchPart: { ...part, plan } } satisfies PartInput),
+          ]);
+          queued++;
+        },
+      });
+      await completeBatchUpload(db, id, rowsTotal, parts);
+    } catch (error) {
+      if (batch) await db.transaction((tx) => cancelBatch(tx, tenantId, id)).catch(() => undefined);
+      throw error;
+    }
     return this.get(tenantId, id);
   }
 

@@ -42,6 +42,7 @@ import {
   WORKERS_CHANNEL,
 } from '../store/workers.ts';
 import { WriteBatcher } from '../store/write-batcher.ts';
+import { cancelStalledUploads } from '../store/batches.ts';
 import { storeResult } from './results.ts';
 import { isPartInput, runBatchPart } from '../batch/part.ts';
 
@@ -63,6 +64,8 @@ const RETRYABLE = new Set(['inference_failed', 'timeout', 'queue_full', 'interna
 const MIN_KEY_RETENTION_SECONDS = 24 * 3600;
 const MAX_RETRY_DELAY_MS = 5 * 60_000;
 const HOUSEKEEPING_INTERVAL_MS = 60_000;
+/** A batch upload with no new part for this long has lost its gateway: its batch is canceled. */
+const STALLED_UPLOAD_SECONDS = 600;
 /** How often a worker with jobs in flight looks for jobs without a notice. */
 const BUSY_POLL_MS = 100;
 /** How often a worker looks whether the jobs table has outgrown the plans made for it (analyzeJobsIfGrown). */
@@ -339,8 +342,11 @@ export class JobWorker {
   }
 
   private async housekeeping(): Promise<void> {
-    const { db, artifacts, config } = this.deps;
+    const { db, artifacts, config, logger } = this.deps;
     await markGoneWorkers(db, config.jobLeaseMs);
+    const stalled = await cancelStalledUploads(db, STALLED_UPLOAD_SECONDS);
+    if (stalled > 0)
+      logger.warn({ worker: this.id, batches: stalled }, 'canceled batches whose upload stopped');
     const keySeconds = Math.max(config.jobRetentionSeconds, MIN_KEY_RETENTION_SECONDS);
     const unused = await purgeFinishedJobs(db, config.jobRetentionSeconds, keySeconds);
     for (const sha256 of unused) await artifacts.remove(sha256);

@@ -30,6 +30,8 @@ export interface BatchRecord {
   partsTotal: number;
   canceledAt: Date | null;
   createdAt: Date;
+  /** When the whole file was in; until then parts_total and rows_total grow. */
+  uploadedAt: Date | null;
   /** Parts by status, rows done and failed in finished parts, and when parts started and finished. */
   progress: {
     partsQueued: number;
@@ -53,7 +55,7 @@ export interface BatchPart {
 
 const BATCH_SELECT = `SELECT b.id, b.tenant_id AS "tenantId", b.model_name AS "modelName",
     b.model_version AS "modelVersion", b.plan, b.rows_total AS "rowsTotal", b.parts_total AS "partsTotal",
-    b.canceled_at AS "canceledAt", b.created_at AS "createdAt",
+    b.canceled_at AS "canceledAt", b.created_at AS "createdAt", b.uploaded_at AS "uploadedAt",
     (SELECT json_build_object(
        'partsQueued', count(*) FILTER (WHERE j.status = 'queued'),
        'partsRunning', count(*) FILTER (WHERE j.status = 'running'),
@@ -75,36 +77,33 @@ function withDates(batch: BatchRecord): BatchRecord {
   return batch;
 }
 
-export type NewBatch = Pick<
-  BatchRecord,
-  'id' | 'tenantId' | 'modelName' | 'modelVersion' | 'plan' | 'rowsTotal'
-> & {
-  /** Each part's job: its input JSON; parts are numbered in this order from 0. */
-  parts: string[];
+/** A batch as its upload begins, with the job settings its parts get. */
+export type NewBatch = Pick<BatchRecord, 'id' | 'tenantId' | 'modelName' | 'modelVersion' | 'plan'> & {
   maxAttempts: number;
   timeoutMs: number;
 };
 
-/** insertBatch: the batch and one queued job per part, in the caller's transaction. */
-export async function insertBatch(tx: Queryable, batch: NewBatch): Promise<void> {
-  await tx.query(
+/** insertBatch: the batch, before any of its parts, while its file is still arriving (uploaded_at unset). */
+export async function insertBatch(db: Queryable, batch: NewBatch): Promise<void> {
+  await db.query(
     `INSERT INTO batches (id, tenant_id, model_name, model_version, plan, rows_total, parts_total)
-     VALUES ($1, $2, $3, $4, $5, $6, $7)`,
-    [
-      batch.id,
-      batch.tenantId,
-      batch.modelName,
-      batch.modelVersion,
-      JSON.stringify(batch.plan),
-      batch.rowsTotal,
-      batch.parts.length,
-    ],
+     VALUES ($1, $2, $3, $4, $5, 0, 0)`,
+    [batch.id, batch.tenantId, batch.modelName, batch.modelVersion, JSON.stringify(batch.plan)],
   );
-  await tx.query(
+}
+
+/** queueBatchParts: one queued job per part input, numbered from `first`; workers may start on them at once. */
+export async function queueBatchParts(
+  db: Queryable,
+  batch: NewBatch,
+  first: number,
+  inputs: readonly string[],
+): Promise<void> {
+  await db.query(
     `INSERT INTO jobs (id, tenant_id, model_name, model_version, input, max_attempts, timeout_ms, batch_id,
        batch_part)
-     SELECT 'job_' || $1 || '_' || part, $2, $3, $4, input, $5, $6, $1, part - 1
-     FROM unnest($7::jsonb[]) WITH ORDINALITY AS p(input, part)`,
+     SELECT 'job_' || $1 || '_' || (part + $7), $2, $3, $4, input, $5, $6, $1, part + $7 - 1
+     FROM unnest($8::jsonb[]) WITH ORDINALITY AS p(input, part)`,
     [
       batch.id,
       batch.tenantId,
@@ -112,9 +111,40 @@ export async function insertBatch(tx: Queryable, batch: NewBatch): Promise<void>
       batch.modelVersion,
       batch.maxAttempts,
       batch.timeoutMs,
-      batch.parts,
+      first,
+      inputs,
     ],
   );
+}
+
+/** completeBatchUpload($1 id, $2 rows, $3 parts): the whole file is in; its totals are final. */
+export async function completeBatchUpload(
+  db: Queryable,
+  id: string,
+  rowsTotal: number,
+  partsTotal: number,
+): Promise<void> {
+  await db.query(`UPDATE batches SET rows_total = $2, parts_total = $3, uploaded_at = now() WHERE id = $1`, [
+    id,
+    rowsTotal,
+    partsTotal,
+  ]);
+}
+
+/**
+ * cancelStalledUploads($1 seconds): cancels the batches whose upload stopped without finishing (no part
+ * queued for that long: the gateway receiving it died), with their parts; returns how many.
+ */
+export async function cancelStalledUploads(db: Queryable, stalledSeconds: number): Promise<number> {
+  const stalled = await db.query<{ id: string; tenantId: string }>(
+    `SELECT b.id, b.tenant_id AS "tenantId" FROM batches b
+     WHERE b.uploaded_at IS NULL AND b.canceled_at IS NULL
+       AND coalesce((SELECT max(j.queued_at) FROM jobs j WHERE j.batch_id = b.id), b.created_at)
+           < now() - make_interval(secs => $1::float8)`,
+    [stalledSeconds],
+  );
+  for (const batch of stalled) await cancelBatch(db, batch.tenantId, batch.id);
+  return stalled.length;
 }
 
 /** selectBatch($1 tenant, $2 id): the batch with its progress, or undefined (also another tenant's). */
