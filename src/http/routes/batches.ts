@@ -101,12 +101,19 @@ function batchInput(request: FastifyRequest): { format: BatchFormat; source: Rea
   return { format, source: request.body };
 }
 
-export function registerBatchRoutes(app: FastifyInstance, { batches }: HttpDeps): void {
-  for (const type of Object.keys(BATCH_CONTENT_TYPES)) {
-    // Batch inputs arrive as a stream; the route reads it row by row, never whole.
-    app.addContentTypeParser(type, (_request, payload, done) => done(null, payload));
-  }
+export function registerBatchRoutes(app: FastifyInstance, deps: HttpDeps): void {
+  // In a context of its own: CSV and JSONL bodies reach only the submit route, as a stream.
+  void app.register(async (scope) => {
+    for (const type of Object.keys(BATCH_CONTENT_TYPES)) {
+      scope.addContentTypeParser(type, (_request, payload, done) => done(null, payload));
+    }
+    registerSubmitRoute(scope, deps);
+  });
+  registerBatchRunRoutes(app, deps);
+}
 
+/** POST /v1/models/{name}/batches: the file is read row by row as it arrives, never whole. */
+function registerSubmitRoute(app: FastifyInstance, { batches }: HttpDeps): void {
   app.post<{ Params: { name: string } }>(
     '/v1/models/:name/batches',
     { config: { scope: 'predict' } },
@@ -129,7 +136,10 @@ export function registerBatchRoutes(app: FastifyInstance, { batches }: HttpDeps)
       return reply.status(202).header('location', `/v1/batches/${batch.id}`).send(batchView(batch));
     },
   );
+}
 
+/** The batch runs once submitted: read, list, output and errors, cancel. */
+function registerBatchRunRoutes(app: FastifyInstance, { batches }: HttpDeps): void {
   app.get<IdParams>('/v1/batches/:id', { config: { scope: ['read', 'predict'] } }, async (request) =>
     batchView(await batches.get(principalOf(request).tenantId, request.params.id)),
   );
