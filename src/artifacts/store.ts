@@ -1,6 +1,6 @@
 // Where model files (and later batch inputs/outputs) live, addressed by the SHA-256 of their content.
 // A local folder today; the interface leaves room for S3-compatible storage.
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 
 /** An upload written to a local temporary file, hashed, and not yet visible in the store. */
 export interface StagedArtifact {
@@ -20,4 +20,17 @@ export interface ArtifactStore {
   /** A local file path holding the artifact (downloaded to a cache first, for remote stores). */
   localPath(sha256: string): Promise<string>;
   remove(sha256: string): Promise<void>;
+}
+
+/** Stores content that is all in hand, or a stream of it with no size limit; returns its address. */
+export async function storeContent(
+  artifacts: ArtifactStore,
+  content: Buffer | string | AsyncIterable<string | Buffer>,
+): Promise<string> {
+  const whole = typeof content === 'string' ? Buffer.from(content) : content;
+  const staged = Buffer.isBuffer(whole)
+    ? await artifacts.stage(Readable.from([whole]), whole.length)
+    : await artifacts.stage(Readable.from(whole), Number.MAX_SAFE_INTEGER);
+  await staged.commit();
+  return staged.sha256;
 }

@@ -4,10 +4,10 @@
 // is stored, so that memory holds one part at most whatever the size of the file, and work on the first
 // parts starts while the rest arrives.
 import type { Readable } from 'node:stream';
-import { Readable as ReadableStream, Transform } from 'node:stream';
+import { Transform } from 'node:stream';
 import { createInterface } from 'node:readline';
 import { parse } from 'csv-parse';
-import type { ArtifactStore } from '../artifacts/store.ts';
+import { storeContent, type ArtifactStore } from '../artifacts/store.ts';
 import { ModelgateError } from '../errors.ts';
 import type { BatchFormat, BatchPlan } from './plan.ts';
 
@@ -93,8 +93,8 @@ export async function splitInput(
     maxBytes: number;
     partRows: number;
     planFor(columns: string[], firstRow: readonly unknown[]): BatchPlan;
-    /** Called with each part once it is stored, in order; the next waits for it. */
-    onPart(part: InputPart, plan: BatchPlan): Promise<void>;
+    /** Called with each part (numbered from 0) once it is stored, in order; the next waits for it. */
+    onPart(part: InputPart, index: number, plan: BatchPlan): Promise<void>;
   },
 ): Promise<{ plan: BatchPlan; parts: number; rowsTotal: number }> {
   const limited = source.pipe(byteLimit(options.maxBytes));
@@ -106,12 +106,10 @@ export async function splitInput(
   let rowsTotal = 0;
   const flush = async () => {
     if (lines.length === 0) return;
-    const bytes = Buffer.from(lines.join(''));
-    const staged = await options.artifacts.stage(ReadableStream.from([bytes]), bytes.length);
-    await staged.commit();
-    const part = { input: staged.sha256, firstRow: rowsTotal - lines.length + 1, rows: lines.length };
+    const input = await storeContent(options.artifacts, lines.join(''));
+    const part = { input, firstRow: rowsTotal - lines.length + 1, rows: lines.length };
     lines = [];
-    await options.onPart(part, plan!);
+    await options.onPart(part, parts, plan!);
     parts++;
   };
   try {

@@ -1,18 +1,18 @@
 // One part of a batch, as a worker runs it: streams the part's rows from the artifact store in chunks,
 // turns the usable ones into model inputs, runs them through the predictor, and streams the output rows
 // (the pass-through columns, then the predictions) into the store, keeping a few chunks in memory, not the
-// part; the row errors follow. Both in input order. The same part run
-// twice stores the same content, so its artifacts are the same objects, never duplicates.
+// part; the row errors follow. Both in input order. The same part run twice stores the same content, so
+// its artifacts are the same objects, never duplicates.
 import { createReadStream } from 'node:fs';
 import { createInterface } from 'node:readline';
-import { Readable } from 'node:stream';
-import type { ArtifactStore } from '../artifacts/store.ts';
+import { storeContent, type ArtifactStore } from '../artifacts/store.ts';
 import { tensorFromJson, tensorToJson } from '../runtime/tensor.ts';
 import type { Predictor } from '../serving/predictor.ts';
 import type { PartResult } from '../store/batches.ts';
 import type { JobRecord } from '../store/jobs.ts';
 import type { InputPart, PartLine } from './input.ts';
-import { readFeatures, type BatchFormat, type BatchPlan } from './plan.ts';
+import { outputColumns, readFeatures, type BatchFormat, type BatchPlan } from './plan.ts';
+import type { ModelSignature } from '../runtime/signature.ts';
 
 /** A part job's input: the batch's plan and where the part's rows are. */
 export interface PartInput {
@@ -50,20 +50,13 @@ export function formatRows(
     .join('');
 }
 
-async function store(artifacts: ArtifactStore, text: string): Promise<string> {
-  const bytes = Buffer.from(text);
-  const staged = await artifacts.stage(Readable.from([bytes]), bytes.length);
-  await staged.commit();
-  return staged.sha256;
-}
-
+/** Runs the part `job` names through its model, whose signature the caller has resolved. */
 export async function runBatchPart(
   job: JobRecord,
+  signature: ModelSignature,
   deps: { predictor: Predictor; artifacts: ArtifactStore },
 ): Promise<PartResult> {
   const { plan, input, firstRow } = (job.input as unknown as PartInput).batchPart;
-  const signature = deps.predictor.resolve(job.tenantId, job.modelName, job.modelVersion).version.signature;
-  const passthroughColumns = plan.passthrough.map((column) => plan.columns[column]!);
   const errors: unknown[][] = [];
   let predictionNames: string[] = [];
   let rows = 0;
@@ -110,7 +103,7 @@ export async function runBatchPart(
       }
       return row;
     });
-    return formatRows(plan.outputFormat, [...passthroughColumns, ...predictionNames], outputRows);
+    return formatRows(plan.outputFormat, outputColumns(plan, predictionNames), outputRows);
   };
 
   /** The part's lines in chunks, CHUNKS_IN_FLIGHT of them running at once, their output in order. */
@@ -141,12 +134,10 @@ export async function runBatchPart(
     while (running.length > 0) yield await running.shift()!;
   }
 
-  const output = await deps.artifacts.stage(Readable.from(outputText()), Number.MAX_SAFE_INTEGER);
-  await output.commit();
-  const errorText = formatRows(plan.outputFormat, ['row', 'error'], errors);
+  const output = await storeContent(deps.artifacts, outputText());
   return {
-    output: output.sha256,
-    errors: await store(deps.artifacts, errorText),
+    output,
+    errors: await storeContent(deps.artifacts, formatRows(plan.outputFormat, ['row', 'error'], errors)),
     rows,
     failed: errors.length,
     predictionColumns: predictionNames,

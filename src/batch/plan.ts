@@ -8,7 +8,6 @@ export const BATCH_FORMATS = ['csv', 'jsonl'] as const;
 export type BatchFormat = (typeof BATCH_FORMATS)[number];
 
 export interface BatchPlan {
-  inputFormat: BatchFormat;
   outputFormat: BatchFormat;
   /** The input's column names: the CSV header, or the keys of the first JSONL object. */
   columns: string[];
@@ -79,12 +78,16 @@ export function planBatch(
     ? columnIndexes(columns, options.passthrough, 'passthrough')
     : columns.map((_, index) => index).filter((index) => !features.includes(index));
   return {
-    inputFormat,
     outputFormat: options.outputFormat ?? inputFormat,
     columns,
     input: { name: spec.name, features },
     passthrough,
   };
+}
+
+/** An output row's column names: the pass-through columns, then the prediction columns. */
+export function outputColumns(plan: BatchPlan, predictionColumns: readonly string[]): string[] {
+  return [...plan.passthrough.map((column) => plan.columns[column]!), ...predictionColumns];
 }
 
 /**

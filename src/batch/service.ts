@@ -1,5 +1,5 @@
-// Batch runs as the gateway offers them: submit a file (split into parts, each a durable job, all
-// committed before the 202), read status and progress, list, cancel, and stream the output or the errors,
+// Batch runs as the gateway offers them: submit a file (split into parts, each a durable job queued as it
+// is stored; the 202 once all are committed), read status and progress, list, cancel, and stream the output or the errors,
 // joined from the parts in input order.
 import { createReadStream } from 'node:fs';
 import { Readable } from 'node:stream';
@@ -24,7 +24,7 @@ import {
 import type { Db } from '../store/db.ts';
 import { splitInput } from './input.ts';
 import { formatRows, type PartInput } from './part.ts';
-import { planBatch, type BatchFormat, type BatchPlan, type PlanOptions } from './plan.ts';
+import { outputColumns, planBatch, type BatchFormat, type BatchPlan, type PlanOptions } from './plan.ts';
 
 export interface SubmitBatch {
   tenantId: string;
@@ -73,7 +73,6 @@ export class BatchService {
     const resolved = this.deps.predictor.resolve(tenantId, modelName, request.version);
     const id = newBatchId();
     let batch: NewBatch | undefined;
-    let queued = 0;
     try {
       const { parts, rowsTotal } = await splitInput(request.source, request.format, {
         artifacts: this.deps.artifacts,
@@ -81,16 +80,15 @@ export class BatchService {
         partRows: request.options.partRows ?? DEFAULT_PART_ROWS,
         planFor: (columns, firstRow) =>
           planBatch(resolved.version.signature, request.format, columns, firstRow, request.options),
-        onPart: async (part, plan) => {
+        onPart: async (part, index, plan) => {
           if (!batch) {
             const settings = jobSettings(resolved.model.settings, this.deps.config);
             batch = { id, tenantId, modelName, modelVersion: resolved.version.version, plan, ...settings };
             await insertBatch(db, batch);
           }
-          await queueBatchParts(db, batch, queued, [
+          await queueBatchParts(db, batch, index, [
             JSON.stringify({ batchPart: { ...part, plan } } satisfies PartInput),
           ]);
-          queued++;
         },
       });
       await completeBatchUpload(db, id, rowsTotal, parts);
@@ -139,14 +137,10 @@ export class BatchService {
     }
     const plan = batch.plan as BatchPlan;
     const parts = (await selectBatchParts(this.deps.db, id)).filter((part) => part.result !== null);
+    // A part whose rows all failed names no prediction columns; the first that ran one does.
+    const named = parts.find((part) => part.result!.predictionColumns.length > 0)?.result;
     const columns =
-      which === 'errors'
-        ? ['row', 'error']
-        : [
-            ...plan.passthrough.map((column) => plan.columns[column]!),
-            ...(parts.find((part) => part.result!.predictionColumns.length > 0)?.result?.predictionColumns ??
-              []),
-          ];
+      which === 'errors' ? ['row', 'error'] : outputColumns(plan, named?.predictionColumns ?? []);
     const { artifacts } = this.deps;
     async function* chunks() {
       if (plan.outputFormat === 'csv') yield formatRows('csv', [], [columns]);

@@ -139,13 +139,17 @@ export class ModelgateClient {
     this.baseUrl = options.url.replace(/\/+$/, '');
   }
 
+  /** `extra` with the API key as `Authorization: Bearer`. */
+  private headers(extra: Record<string, string> = {}): Record<string, string> {
+    return this.options.key ? { ...extra, authorization: `Bearer ${this.options.key}` } : { ...extra };
+  }
+
   async request<T>(
     method: string,
     path: string,
     init: { json?: unknown; body?: BodyInit; contentType?: string; headers?: Record<string, string> } = {},
   ) {
-    const headers: Record<string, string> = { ...init.headers };
-    if (this.options.key) headers.authorization = `Bearer ${this.options.key}`;
+    const headers = this.headers(init.headers);
     let body = init.body;
     if (init.json !== undefined) {
       headers['content-type'] = 'application/json';
@@ -167,9 +171,7 @@ export class ModelgateClient {
 
   /** A GET whose answer is a file: the response, its body not yet read. */
   async download(path: string): Promise<Response> {
-    const headers: Record<string, string> = {};
-    if (this.options.key) headers.authorization = `Bearer ${this.options.key}`;
-    const response = await fetch(this.baseUrl + path, { headers });
+    const response = await fetch(this.baseUrl + path, { headers: this.headers() });
     if (!response.ok) {
       const text = await response.text();
       throw apiError(response, text ? (JSON.parse(text) as unknown) : undefined);

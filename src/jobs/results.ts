@@ -1,8 +1,7 @@
 // Where a job's result lives: inline in its row while small, in the artifact store (by content
 // address) once larger than the inline limit, so big results do not bloat the database.
 import { readFile } from 'node:fs/promises';
-import { Readable } from 'node:stream';
-import type { ArtifactStore } from '../artifacts/store.ts';
+import { storeContent, type ArtifactStore } from '../artifacts/store.ts';
 import type { JobOutcome, JobRecord } from '../store/jobs.ts';
 
 export async function storeResult(
@@ -12,9 +11,7 @@ export async function storeResult(
 ): Promise<JobOutcome & { status: 'succeeded' }> {
   const bytes = Buffer.from(JSON.stringify(result));
   if (bytes.length <= inlineLimitBytes) return { status: 'succeeded', result };
-  const staged = await artifacts.stage(Readable.from([bytes]), bytes.length);
-  await staged.commit();
-  return { status: 'succeeded', resultSha256: staged.sha256 };
+  return { status: 'succeeded', resultSha256: await storeContent(artifacts, bytes) };
 }
 
 export async function readResult(artifacts: ArtifactStore, job: JobRecord): Promise<unknown> {

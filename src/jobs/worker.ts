@@ -296,7 +296,9 @@ export class JobWorker {
       await catalog.refresh(job.tenantId, job.modelName);
       resolved = predictor.resolve(job.tenantId, job.modelName, job.modelVersion);
     }
-    if (isPartInput(job.input)) return runBatchPart(job, { predictor, artifacts });
+    if (isPartInput(job.input)) {
+      return runBatchPart(job, resolved.version.signature, { predictor, artifacts });
+    }
     const tensors = tensorsFromBody(job.input as PredictBody, resolved.version.signature);
     const prediction = await predictor.predict(
       job.tenantId,
