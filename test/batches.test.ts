@@ -11,6 +11,7 @@ import { testDatabaseUrl } from './helpers/databases.ts';
 import {
   buildIdentityModel,
   buildSlowModel,
+  buildSquareModel,
   startTestPlatform,
   type TestPlatform,
 } from './helpers/platform.ts';
@@ -60,6 +61,7 @@ for (const database of databases) {
       await deployModel(tp, key, 'means', identityAndMeanModel());
       await deployModel(tp, key, 'identity', buildIdentityModel(4));
       await deployModel(tp, key, 'slow', buildSlowModel());
+      await deployModel(tp, key, 'square', buildSquareModel());
       const client = tp.client();
       otherTenantKey = (await client.createTenant('other')).admin_key.key;
       readKey = (await client.createKey({ scopes: ['read'] })).key;
@@ -191,14 +193,17 @@ for (const database of databases) {
 
     it('parts run while the file is still arriving; a file refused part-way cancels what it queued', async () => {
       const { db } = tp.platform;
+      const startedAt = new Date();
       let sendTheRest!: () => void;
       const theRest = new Promise<void>((resolve) => (sendTheRest = resolve));
       const encoder = new TextEncoder();
       const body = new ReadableStream<Uint8Array>({
         async start(controller) {
-          controller.enqueue(encoder.encode(`a,b,c,d\n${'1,2,3,4\n'.repeat(10)}`));
+          // The first part's 10 rows, and the start of the next: a CSV record is only known to be whole
+          // once the byte after it has arrived.
+          controller.enqueue(encoder.encode(`a,b,c,d\n${'1,2,3,4\n'.repeat(10)}5,6,7,8\n`));
           await theRest;
-          controller.enqueue(encoder.encode('5,6,7,8\n'.repeat(5)));
+          controller.enqueue(encoder.encode('5,6,7,8\n'.repeat(4)));
           controller.close();
         },
       });
@@ -212,7 +217,8 @@ for (const database of databases) {
       for (;;) {
         const [first] = await db.query<{ status: string }>(
           `SELECT j.status FROM jobs j JOIN batches b ON b.id = j.batch_id
-           WHERE b.uploaded_at IS NULL AND j.batch_part = 0`,
+           WHERE b.uploaded_at IS NULL AND b.created_at >= $1 AND j.batch_part = 0`,
+          [startedAt],
         );
         if (first?.status === 'succeeded') break;
         if (Date.now() > deadline)
@@ -239,6 +245,63 @@ for (const database of databases) {
       assert.ok(refused!.parts > 0, 'parts were queued before the limit was reached');
       assert.deepEqual([refused!.canceled, refused!.unfinished], [true, 0]);
       const shown = await tp.call('GET', `/v1/batches/${refused!.id}`, { key });
+      assert.equal(shown.body.status, 'canceled');
+    });
+
+    it('a part that fails for good fails the batch; the output keeps the rows of the parts that ran', async () => {
+      await tp.client().updateModelSettings('square', { jobMaxAttempts: 1 });
+      // Parts of 3 rows: the square model runs the first; the second (2 rows) fails in the runtime.
+      const submitted = await submit('square', 'a,b,c\n1,0,0\n0,1,0\n0,0,1\n1,1,1\n2,2,2\n', '?part_rows=3');
+      assert.equal(submitted.status, 202, JSON.stringify(submitted.body));
+      const done = await waitFinished(submitted.body.id);
+      assert.equal(done.status, 'failed');
+      assert.deepEqual([done.parts_done, done.rows_done], [1, 3]);
+      assert.equal(done.error.code, 'inference_failed');
+      assert.equal((await fileText(done.id, 'output')).text, 'y_0,y_1,y_2\n1,0,0\n0,1,0\n0,0,1\n');
+    });
+
+    it('an upload the client abandons part-way is canceled with the parts it queued', async () => {
+      const { db } = tp.platform;
+      const startedAt = new Date();
+      const aborter = new AbortController();
+      const body = new ReadableStream<Uint8Array>({
+        async start(controller) {
+          // A first part and the start of the next, and nothing more: the client goes away instead.
+          controller.enqueue(new TextEncoder().encode(`a,b,c,d\n${'1,2,3,4\n'.repeat(11)}`));
+          await new Promise((resolve) => aborter.signal.addEventListener('abort', resolve));
+        },
+      });
+      const answer = fetch(`${tp.url}/v1/models/identity/batches?part_rows=10`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${key}`, 'content-type': 'text/csv' },
+        body,
+        duplex: 'half',
+        signal: aborter.signal,
+      } as RequestInit).catch((error: unknown) => error);
+      const uploading = () =>
+        db.query<{ id: string; canceled: boolean }>(
+          `SELECT id, canceled_at IS NOT NULL AS canceled FROM batches
+           WHERE uploaded_at IS NULL AND created_at >= $1`,
+          [startedAt],
+        );
+      const deadline = Date.now() + 15_000;
+      let batch: { id: string; canceled: boolean } | undefined;
+      while (!(batch = (await uploading())[0])) {
+        if (Date.now() > deadline) assert.fail('the first part was never queued');
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      aborter.abort();
+      assert.ok((await answer) instanceof Error);
+      for (;;) {
+        const [now] = await db.query<{ canceled: boolean }>(
+          `SELECT canceled_at IS NOT NULL AS canceled FROM batches WHERE id = $1`,
+          [batch.id],
+        );
+        if (now!.canceled) break;
+        if (Date.now() > deadline) assert.fail(`batch ${batch.id} was not canceled after the client left`);
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      const shown = await tp.call('GET', `/v1/batches/${batch.id}`, { key });
       assert.equal(shown.body.status, 'canceled');
     });
 

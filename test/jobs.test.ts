@@ -9,27 +9,18 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { buildModel } from '../examples/onnx-writer.ts';
 import { insertJob, newJobId } from '../src/store/jobs.ts';
 import { verifyWebhook } from '../src/webhooks/signature.ts';
 import { assertProblem, deployModel } from './helpers/api.ts';
 import {
   buildIdentityModel,
   buildSlowModel,
+  buildSquareModel,
   slowInput,
   slowResult,
   startTestPlatform,
   type TestPlatform,
 } from './helpers/platform.ts';
-
-/** y = x · x: a valid product only for a batch of exactly 3 rows; any other batch fails at run time. */
-const squareModel = () =>
-  buildModel({
-    name: 'square',
-    inputs: [{ name: 'x', type: 'float32', shape: ['batch', 3] }],
-    outputs: [{ name: 'y', type: 'float32', shape: ['batch', 3] }],
-    nodes: [{ opType: 'MatMul', inputs: ['x', 'x'], outputs: ['y'] }],
-  });
 
 interface Delivery {
   headers: IncomingHttpHeaders;
@@ -85,7 +76,7 @@ describe('async jobs over HTTP', () => {
     });
     key = tp.adminKey;
     await deployModel(tp, key, 'identity', buildIdentityModel(3));
-    await deployModel(tp, key, 'square', squareModel());
+    await deployModel(tp, key, 'square', buildSquareModel());
     await deployModel(tp, key, 'slow', buildSlowModel());
     const client = tp.client();
     otherTenantKey = (await client.createTenant('other')).admin_key.key;

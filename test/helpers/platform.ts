@@ -96,6 +96,16 @@ export function buildIdentityModel(width = 3): Uint8Array {
   });
 }
 
+/** y = x · x: a valid product only for a batch of exactly 3 rows; any other batch fails at run time. */
+export function buildSquareModel(): Uint8Array {
+  return buildModel({
+    name: 'square',
+    inputs: [{ name: 'x', type: 'float32', shape: ['batch', 3] }],
+    outputs: [{ name: 'y', type: 'float32', shape: ['batch', 3] }],
+    nodes: [{ opType: 'MatMul', inputs: ['x', 'x'], outputs: ['y'] }],
+  });
+}
+
 /** A model with two inputs, FP32 `a` [batch, 2] and INT64 `b` [batch, 2], echoing both. */
 export function buildTwoInputModel(): Uint8Array {
   return buildModel({
