@@ -5,7 +5,7 @@ import type { AddressInfo } from 'node:net';
 import { Readable } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
-import { openLocalArtifactStore } from './artifacts/local.ts';
+import { openArtifactStore } from './artifacts/open.ts';
 import { bootstrapAccounts, type CreatedKey } from './auth/accounts.ts';
 import { Authenticator } from './auth/authenticator.ts';
 import type { Config } from './config/config.ts';
@@ -73,7 +73,8 @@ async function assemble(
 ): Promise<Platform> {
   const db = await openStore(config);
   closers.push(() => db.close());
-  const artifacts = await openLocalArtifactStore(config.artifactsDir);
+  const artifacts = await openArtifactStore(config);
+  closers.push(() => artifacts.close());
   const runtime = new OnnxRuntime({
     threads: config.inferenceThreads,
     intraOpThreads: config.intraOpThreads,

@@ -5,6 +5,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
+import { parseS3Url } from '../src/artifacts/s3-url.ts';
 import { ConfigError, resolveConfig } from '../src/config/config.ts';
 
 let dir: string;
@@ -63,4 +64,58 @@ test('a config file with an unknown key is refused', async () => {
   const bad = join(dir, 'bad.yaml');
   await writeFile(bad, 'prot: 7000\n');
   assert.throws(() => resolveConfig({ config: bad }, {}), /prot/);
+});
+
+test('the artifact store is the local folder unless artifactsUrl names an S3 bucket', () => {
+  const local = resolveConfig({}, {});
+  assert.equal(local.artifactsUrl, undefined);
+  assert.equal(local.s3ForcePathStyle, false);
+
+  const env = {
+    MODELGATE_ARTIFACTS_URL: 's3://models-bucket/modelgate/prod',
+    MODELGATE_S3_ENDPOINT: 'http://127.0.0.1:9000',
+    MODELGATE_S3_REGION: 'auto',
+    MODELGATE_S3_FORCE_PATH_STYLE: 'true',
+  };
+  const s3 = resolveConfig({}, env);
+  assert.equal(s3.artifactsUrl, 's3://models-bucket/modelgate/prod');
+  assert.equal(s3.s3Endpoint, 'http://127.0.0.1:9000');
+  assert.equal(s3.s3Region, 'auto');
+  assert.equal(s3.s3ForcePathStyle, true);
+});
+
+test('an artifactsUrl that is not s3://bucket/prefix is refused, naming the setting', () => {
+  for (const url of [
+    '/var/lib/modelgate',
+    'file:///var/lib/modelgate',
+    'https://models-bucket.s3.amazonaws.com/prefix',
+    's3://',
+    's3:///prefix',
+    's3://Models/prefix',
+    's3://models-bucket/prefix?versionId=1',
+  ]) {
+    assert.throws(
+      () => resolveConfig({}, { MODELGATE_ARTIFACTS_URL: url }),
+      (error: unknown) => {
+        assert.ok(error instanceof ConfigError, url);
+        assert.match(error.message, /artifactsUrl: /, url);
+        assert.ok(error.message.includes(`"${url}"`), error.message);
+        return true;
+      },
+    );
+  }
+  assert.throws(() => resolveConfig({ s3Endpoint: 'minio:9000' }, {}), /s3Endpoint/);
+  assert.throws(() => resolveConfig({ s3Endpoint: 'ftp://minio:9000' }, {}), /s3Endpoint/);
+  assert.throws(() => resolveConfig({}, { MODELGATE_S3_FORCE_PATH_STYLE: 'yes' }), /s3ForcePathStyle/);
+});
+
+test('artifactsDir and artifactsUrl together are refused', () => {
+  const env = { MODELGATE_ARTIFACTS_DIR: '/srv/artifacts', MODELGATE_ARTIFACTS_URL: 's3://models-bucket' };
+  assert.throws(() => resolveConfig({}, env), /artifactsDir and artifactsUrl/);
+});
+
+test('an s3:// URL is read as bucket and key prefix', () => {
+  assert.deepEqual(parseS3Url('s3://models-bucket'), { bucket: 'models-bucket', prefix: '' });
+  assert.deepEqual(parseS3Url('s3://models-bucket/'), { bucket: 'models-bucket', prefix: '' });
+  assert.deepEqual(parseS3Url('s3://models.v2_bucket/a/b/'), { bucket: 'models.v2_bucket', prefix: 'a/b' });
 });

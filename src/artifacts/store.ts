@@ -1,5 +1,5 @@
-// Where model files (and later batch inputs/outputs) live, addressed by the SHA-256 of their content.
-// A local folder today; the interface leaves room for S3-compatible storage.
+// Where model files, large job results and batch files live, addressed by the SHA-256 of their content:
+// a local folder (local.ts) or an S3-compatible bucket (s3.ts), chosen by open.ts.
 import { Readable } from 'node:stream';
 
 /** An upload written to a local temporary file, hashed, and not yet visible in the store. */
@@ -17,9 +17,17 @@ export interface StagedArtifact {
 export interface ArtifactStore {
   /** Streams `source` to a staging file, hashing it; fails with `payload_too_large` beyond `maxBytes`. */
   stage(source: Readable, maxBytes: number): Promise<StagedArtifact>;
-  /** A local file path holding the artifact (downloaded to a cache first, for remote stores). */
+  /** Streams the artifact's content; fails with `not_found` when it is not in the store. */
+  read(sha256: string): Promise<Readable>;
+  /**
+   * A local file path holding the artifact (downloaded to a cache first, for remote stores); fails with
+   * `not_found` when it is not in the store.
+   */
   localPath(sha256: string): Promise<string>;
+  /** Deletes the artifact (and any local copy); nothing happens when it is not there. */
   remove(sha256: string): Promise<void>;
+  /** Releases connections; the store is not used afterwards. */
+  close(): Promise<void>;
 }
 
 /** Stores content that is all in hand, or a stream of it with no size limit; returns its address. */

@@ -5,6 +5,7 @@ import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
+import { parseS3Url } from '../artifacts/s3-url.ts';
 import { keyFromSecret } from '../auth/keys.ts';
 
 const MiB = 1024 * 1024;
@@ -27,6 +28,30 @@ export const configSchema = z
       .optional(),
     /** Artifact store folder (MODELGATE_ARTIFACTS_DIR). Default <dataDir>/artifacts. */
     artifactsDir: z.string().optional(),
+    /**
+     * S3-compatible artifact store instead of the folder, `s3://bucket/prefix` (MODELGATE_ARTIFACTS_URL).
+     * Default: unset, the folder artifactsDir. Credentials come from the AWS SDK's chain (AWS_ACCESS_KEY_ID
+     * and AWS_SECRET_ACCESS_KEY, profiles, instance roles); local copies are kept in <dataDir>/artifact-cache.
+     */
+    artifactsUrl: z
+      .string()
+      .superRefine((url, context) => {
+        try {
+          parseS3Url(url);
+        } catch (error) {
+          const problem = (error as Error).message;
+          context.addIssue({ code: 'custom', message: `${problem} (unset, artifacts go to artifactsDir)` });
+        }
+      })
+      .optional(),
+    /** Endpoint of the S3-compatible service of artifactsUrl (MODELGATE_S3_ENDPOINT). Default: AWS S3. */
+    s3Endpoint: z.url({ protocol: /^https?$/ }).optional(),
+    /** Region of artifactsUrl's bucket (MODELGATE_S3_REGION). Default: the AWS SDK's (AWS_REGION). */
+    s3Region: z.string().min(1).optional(),
+    /** Address buckets as <endpoint>/<bucket>, as MinIO wants (MODELGATE_S3_FORCE_PATH_STYLE). Default false. */
+    s3ForcePathStyle: z
+      .union([z.boolean(), z.enum(['true', 'false']).transform((value) => value === 'true')])
+      .default(false),
     /** First admin key of a fresh database (MODELGATE_ADMIN_KEY); generated and printed once if unset. */
     adminKey: z
       .string()
@@ -168,6 +193,11 @@ export function resolveConfig(
       (issue) => `${issue.path.join('.') || '(root)'}: ${issue.message}`,
     );
     throw new ConfigError(`invalid configuration: ${problems.join('; ')}`);
+  }
+  if (result.data.artifactsDir !== undefined && result.data.artifactsUrl !== undefined) {
+    throw new ConfigError(
+      'invalid configuration: artifactsDir and artifactsUrl are both set; set one of them',
+    );
   }
   const config = {
     ...result.data,

@@ -1,6 +1,6 @@
 // Where a job's result lives: inline in its row while small, in the artifact store (by content
 // address) once larger than the inline limit, so big results do not bloat the database.
-import { readFile } from 'node:fs/promises';
+import { text } from 'node:stream/consumers';
 import { storeContent, type ArtifactStore } from '../artifacts/store.ts';
 import type { JobOutcome, JobRecord } from '../store/jobs.ts';
 
@@ -16,5 +16,5 @@ export async function storeResult(
 
 export async function readResult(artifacts: ArtifactStore, job: JobRecord): Promise<unknown> {
   if (job.resultSha256 === null) return job.result;
-  return JSON.parse(await readFile(await artifacts.localPath(job.resultSha256), 'utf8')) as unknown;
+  return JSON.parse(await text(await artifacts.read(job.resultSha256))) as unknown;
 }

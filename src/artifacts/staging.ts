@@ -1,0 +1,57 @@
+// Local-file work shared by every artifact store: writing a stream to a temporary file while hashing and
+// metering it, and checking the digests that name stored content.
+import { createHash, randomUUID } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
+import { rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Transform, type Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { ModelgateError } from '../errors.ts';
+
+export interface StagedFile {
+  /** A new file under the staging folder; the caller renames, uploads or removes it. */
+  path: string;
+  sha256: string;
+  sizeBytes: number;
+}
+
+/**
+ * Streams `source` to a new file in `stagingDir`, hashing it; fails with `payload_too_large` beyond
+ * `maxBytes`. On any failure the file is removed.
+ */
+export async function stageFile(source: Readable, maxBytes: number, stagingDir: string): Promise<StagedFile> {
+  const path = join(stagingDir, randomUUID());
+  const hash = createHash('sha256');
+  let sizeBytes = 0;
+  const meter = new Transform({
+    transform(chunk: Buffer, _encoding, callback) {
+      sizeBytes += chunk.length;
+      if (sizeBytes > maxBytes) {
+        callback(new ModelgateError('payload_too_large', `the upload exceeds ${maxBytes} bytes`));
+        return;
+      }
+      hash.update(chunk);
+      callback(null, chunk);
+    },
+  });
+  const file = createWriteStream(path);
+  try {
+    await pipeline(source, meter, file);
+  } catch (error) {
+    // The file may still be opening when the pipeline fails: removed before it exists, it would stay.
+    if (!file.closed) await new Promise<void>((resolve) => file.once('close', () => resolve()));
+    await rm(path, { force: true });
+    throw error;
+  }
+  return { path, sha256: hash.digest('hex'), sizeBytes };
+}
+
+/** Refuses anything but a lowercase hex SHA-256 digest, so a digest can never name a path or key elsewhere. */
+export function checkDigest(sha256: string): string {
+  if (!/^[0-9a-f]{64}$/.test(sha256)) throw new Error(`not a sha256 digest: ${sha256}`);
+  return sha256;
+}
+
+export function missingArtifact(sha256: string, cause?: unknown): ModelgateError {
+  return new ModelgateError('not_found', `artifact ${sha256} is missing from the store`, { cause });
+}
