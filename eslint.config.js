@@ -2,7 +2,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['node_modules/', '.modelgate/', 'bench/tmp/'] },
+  { ignores: ['node_modules/', '.modelgate/', 'bench/tmp/', 'dist/'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

@@ -1,9 +1,10 @@
 // Batch benchmark: a CSV of N rows (default 1,000,000) of the wide-mlp example model's 64 features, made
 // here from a fixed seed (not committed), through modelgate on the real Postgres: a gateway and 1 or 2
-// worker processes, from the submit until the output file is complete, then the output downloaded. Next to
+// worker processes, run from the build (npm run build) as production runs them, from the submit until the output file is complete, then the output downloaded. Next to
 // it, in the same run, the ceiling: onnxruntime-node in this process on the same rows in batches of the same
 // size (as many intra-op threads as workers), no parsing, no I/O. Reports rows/s, the share of the ceiling
 // and the peak RSS of every process, and writes bench/results/batch.json. Run: npm run bench:batch -- --help
+import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import {
   createReadStream,
@@ -162,10 +163,15 @@ async function measureModelgate(options: {
     postgres: { url: options.databaseUrl, schema, workers: options.workers },
   };
   const started: ServerProcess[] = [];
-  const peaks = new Map<string, number>();
+  // Peak RSS of each process in each phase: where memory goes says what to cut.
+  let phase: 'start' | 'upload' | 'run' | 'download' = 'start';
+  const peaks = new Map<string, Record<string, number>>();
   const sampler = setInterval(() => {
-    for (const child of started)
-      peaks.set(child.label, Math.max(peaks.get(child.label) ?? 0, rssMegabytes(child.pid)));
+    for (const child of started) {
+      const byPhase = peaks.get(child.label) ?? {};
+      byPhase[phase] = Math.max(byPhase[phase] ?? 0, rssMegabytes(child.pid));
+      peaks.set(child.label, byPhase);
+    }
   }, RSS_SAMPLE_MS);
   let http: Pool | undefined;
   try {
@@ -173,7 +179,7 @@ async function measureModelgate(options: {
       'gateway',
       ['serve', '--host', HOST, '--port', '0', '--no-workers'],
       modelgateEnv(modelgateOptions, runDir, 'batch-gateway'),
-      {},
+      { build: true },
     );
     started.push(gateway);
     for (let i = 1; i <= options.workers; i++) {
@@ -182,7 +188,7 @@ async function measureModelgate(options: {
           `worker-${i}`,
           ['worker'],
           modelgateEnv(modelgateOptions, runDir, `batch-worker-${i}`),
-          {},
+          { build: true },
         ),
       );
     }
@@ -199,6 +205,7 @@ async function measureModelgate(options: {
     await deployed.body.dump();
     const idle = Object.fromEntries(started.map((child) => [child.label, round(rssMegabytes(child.pid), 1)]));
 
+    phase = 'upload';
     const startedAt = performance.now();
     const submitted = await http.request({
       path: `/v1/models/wide-mlp/batches?features=${FEATURES.join(',')}&passthrough=id`,
@@ -210,6 +217,7 @@ async function measureModelgate(options: {
     if (submitted.statusCode !== 202)
       throw new Error(`submit answered ${submitted.statusCode}: ${JSON.stringify(batch)}`);
     const submitSeconds = (performance.now() - startedAt) / 1000;
+    phase = 'run';
     let status: { status: string; rows_done: number; rows_failed: number; rows_per_second: number };
     for (;;) {
       const response = await http.request({ path: `/v1/batches/${batch.id}`, method: 'GET', headers });
@@ -221,6 +229,7 @@ async function measureModelgate(options: {
     if (status.status !== 'succeeded' || status.rows_done !== options.rows) {
       throw new Error(`the batch ended ${JSON.stringify(status)}`);
     }
+    phase = 'download';
     const downloadStartedAt = performance.now();
     const output = await http.request({ path: `/v1/batches/${batch.id}/output`, method: 'GET', headers });
     let lines = 0;
@@ -242,7 +251,15 @@ async function measureModelgate(options: {
       downloadSeconds: round(downloadSeconds, 2),
       outputBytes: bytes,
       idleRssMb: idle,
-      peakRssMb: Object.fromEntries([...peaks].map(([label, mb]) => [label, round(mb, 1)])),
+      peakRssMb: Object.fromEntries(
+        [...peaks].map(([label, byPhase]) => [label, round(Math.max(...Object.values(byPhase)), 1)]),
+      ),
+      peakRssByPhaseMb: Object.fromEntries(
+        [...peaks].map(([label, byPhase]) => [
+          label,
+          Object.fromEntries(Object.entries(byPhase).map(([name, mb]) => [name, round(mb, 1)])),
+        ]),
+      ),
     };
   } finally {
     clearInterval(sampler);
@@ -259,6 +276,8 @@ async function main() {
   installCleanup();
   const startedAt = new Date();
   const file = await ensureInputFile(options.rows);
+  log('npm run build');
+  execFileSync('npm', ['run', 'build'], { cwd: REPO_ROOT, stdio: ['ignore', 'ignore', 'inherit'] });
   const onnx = buildWorkload('wide-mlp').onnx;
   const runs = [];
   for (const workers of options.workers) {

@@ -141,6 +141,30 @@ for (const database of databases) {
       ]);
     });
 
+    it('quoted cells keep their commas, quotes and newlines, across parts; CRLF and a BOM are read', async () => {
+      const text =
+        '\ufeffid,a,b,c,d,note\r\n' +
+        '1,1,2,3,4,"two\r\nlines, one comma"\r\n' +
+        '2,"5",6,7,8,"say ""hi"""\r\n' +
+        '\r\n' +
+        '3,1,2,"3,5",4,plain\r\n' +
+        '4,9,9,9,9,"open\r\n';
+      const submitted = await submit('identity', text, '?features=a,b,c,d&part_rows=1');
+      assert.equal(submitted.status, 202, JSON.stringify(submitted.body));
+      assert.deepEqual([submitted.body.rows_total, submitted.body.parts_total], [4, 4]);
+      const done = await waitFinished(submitted.body.id);
+      assert.deepEqual([done.status, done.rows_done, done.rows_failed], ['succeeded', 2, 2]);
+      assert.deepEqual(parse((await fileText(done.id, 'output')).text), [
+        ['id', 'note', 'y_0', 'y_1', 'y_2', 'y_3'],
+        ['1', 'two\r\nlines, one comma', '1', '2', '3', '4'],
+        ['2', 'say "hi"', '5', '6', '7', '8'],
+      ]);
+      const errors = parse((await fileText(done.id, 'errors')).text) as string[][];
+      assert.deepEqual(errors[1], ['3', 'column "c": not a number: "3,5"']);
+      assert.equal(errors[2]![0], '4');
+      assert.match(errors[2]![1]!, /^not CSV: /);
+    });
+
     it('JSONL in gives JSONL out by default, CSV out on request; a broken line is a row error', async () => {
       const text =
         '{"id": "a", "p": 1, "q": 2, "r": 3, "s": 4}\nnonsense\n{"id": "b", "p": 5, "q": 6, "r": 7, "s": 8}\n';

@@ -50,6 +50,8 @@ export interface ModelgateOptions {
   nodeArgs?: readonly string[];
   /** The checkout to run (bench:queue-ab compares two). Default: this one. */
   root?: string;
+  /** Run the build (dist/, made by `npm run build`) as production does, not the sources through tsx. */
+  build?: boolean;
 }
 
 export function modelgateEnv(options: ModelgateOptions, dataDir: string, role: string): NodeJS.ProcessEnv {
@@ -88,12 +90,12 @@ export function startModelgateProcess(
   label: string,
   args: string[],
   env: NodeJS.ProcessEnv,
-  { nodeArgs = [], root = REPO_ROOT }: Pick<ModelgateOptions, 'nodeArgs' | 'root'>,
+  { nodeArgs = [], root = REPO_ROOT, build = false }: Pick<ModelgateOptions, 'nodeArgs' | 'root' | 'build'>,
 ): Promise<ServerProcess> {
   return startServer({
     label,
     command: process.execPath,
-    args: [...nodeArgs, join(root, 'bin/modelgate.js'), ...args],
+    args: [...nodeArgs, join(root, build ? 'dist/src/cli/main.js' : 'bin/modelgate.js'), ...args],
     cwd: root,
     env,
     parseReadyLine: (line) => {

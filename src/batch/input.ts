@@ -1,15 +1,14 @@
-// A batch's input file, read as it streams in: CSV (a header line, then rows) or JSONL (one JSON object a
-// line). The plan is decided at the first row; rows are then written to the artifact store in parts of
-// `partRows`, each a JSONL file of one JSON array of cells a row, and each part is handed on as soon as it
-// is stored, so that memory holds one part at most whatever the size of the file, and work on the first
-// parts starts while the rest arrives.
+// A batch's input file, cut as it streams in into parts of whole rows, stored as they are (the workers read
+// the cells): the header and the first row decide the plan; each part is handed on as soon as it is
+// stored, so that memory holds one part at most whatever the size of the file, and work on the first parts
+// starts while the rest arrives.
 import type { Readable } from 'node:stream';
 import { Transform } from 'node:stream';
-import { createInterface } from 'node:readline';
-import { parse } from 'csv-parse';
+import { parse } from 'csv-parse/sync';
 import { storeContent, type ArtifactStore } from '../artifacts/store.ts';
 import { ModelgateError } from '../errors.ts';
 import type { BatchFormat, BatchPlan } from './plan.ts';
+import { jsonObject, rowCells, RowSplitter } from './rows.ts';
 
 /** One part of the input as stored: its artifact, and the number of its first row (from 1) and its rows. */
 export interface InputPart {
@@ -18,8 +17,11 @@ export interface InputPart {
   rows: number;
 }
 
-/** A line of a part: the row's cells, or why the row could not even be read (a broken JSONL line). */
-export type PartLine = unknown[] | { error: string };
+/** A part ends at `partRows` rows, or before, once it holds this many bytes. */
+export const PART_MAX_BYTES = 32 * 1024 * 1024;
+
+const BYTE_ORDER_MARK = Buffer.from([0xef, 0xbb, 0xbf]);
+const NEWLINE = Buffer.from('\n');
 
 /** Counts bytes on the way through and fails with payload_too_large beyond `maxBytes`. */
 function byteLimit(maxBytes: number): Transform {
@@ -39,44 +41,21 @@ function byteLimit(maxBytes: number): Transform {
 const notThisFormat = (format: BatchFormat, why: string) =>
   new ModelgateError('invalid_input', `the body is not ${format === 'csv' ? 'CSV' : 'JSONL'}: ${why}`);
 
-/** The file as [columns, ...rows] of cells; rows that fail to read come as { error }. */
-async function* rowsOf(source: Readable, format: BatchFormat): AsyncGenerator<string[] | PartLine> {
-  if (format === 'csv') {
-    const parser = parse({ bom: true, relax_column_count: true, skip_empty_lines: true });
-    source.on('error', (error) => parser.destroy(error));
-    source.pipe(parser);
-    try {
-      for await (const record of parser) yield record as string[];
-    } catch (error) {
-      if (error instanceof ModelgateError) throw error;
-      throw notThisFormat(format, error instanceof Error ? error.message : String(error));
-    }
-    return;
+/** The column names: the CSV header, or the keys of the first JSONL object. */
+function columnsOf(format: BatchFormat, firstLine: Buffer): string[] {
+  if (firstLine.includes(0)) throw notThisFormat(format, 'no header');
+  if (format === 'jsonl') {
+    const record = jsonObject(firstLine);
+    if (typeof record === 'string') throw notThisFormat(format, `line 1 is ${record}`);
+    return Object.keys(record);
   }
-  let columns: string[] | undefined;
-  const lines = createInterface({ input: source, crlfDelay: Infinity });
-  source.on('error', (error) => lines.emit('error', error));
-  for await (const line of lines) {
-    if (line.trim() === '') continue;
-    let value: unknown;
-    try {
-      value = JSON.parse(line);
-    } catch (error) {
-      if (!columns) throw notThisFormat(format, `line 1 is not JSON (${(error as Error).message})`);
-      yield { error: 'not a JSON line' };
-      continue;
-    }
-    if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-      if (!columns) throw notThisFormat(format, 'line 1 is not a JSON object');
-      yield { error: 'not a JSON object' };
-      continue;
-    }
-    const record = value as Record<string, unknown>;
-    if (!columns) {
-      columns = Object.keys(record);
-      yield columns;
-    }
-    yield columns.map((name) => record[name] ?? null);
+  try {
+    const [header] = parse(firstLine, { bom: true, relax_column_count: true }) as string[][];
+    if (!header || header.length === 0) throw notThisFormat(format, 'no header');
+    return header;
+  } catch (error) {
+    if (error instanceof ModelgateError) throw error;
+    throw notThisFormat(format, (error as Error).message);
   }
 }
 
@@ -99,33 +78,54 @@ export async function splitInput(
 ): Promise<{ plan: BatchPlan; parts: number; rowsTotal: number }> {
   const limited = source.pipe(byteLimit(options.maxBytes));
   source.on('error', (error) => limited.destroy(error));
+  const splitter = new RowSplitter(format);
   let columns: string[] | undefined;
   let plan: BatchPlan | undefined;
   let parts = 0;
-  let lines: string[] = [];
   let rowsTotal = 0;
+  // The part being filled: its rows, each followed by a newline.
+  let pending: Buffer[] = [];
+  let pendingRows = 0;
+  let pendingBytes = 0;
+
+  /** Adds a row to the part; true once the part is full. */
+  const take = (row: Buffer): boolean => {
+    if (!columns) {
+      columns = columnsOf(format, row);
+      // A CSV header is not a row; the first JSONL object is.
+      if (format === 'csv') return false;
+    }
+    if (!plan) {
+      const cells = rowCells(format, columns, row);
+      if (typeof cells === 'string') throw notThisFormat(format, `row 1 is ${cells}`);
+      plan = options.planFor(columns, cells);
+    }
+    pending.push(row, NEWLINE);
+    pendingRows++;
+    pendingBytes += row.length + 1;
+    rowsTotal++;
+    return pendingRows >= options.partRows || pendingBytes >= PART_MAX_BYTES;
+  };
   const flush = async () => {
-    if (lines.length === 0) return;
-    const input = await storeContent(options.artifacts, lines.join(''));
-    const part = { input, firstRow: rowsTotal - lines.length + 1, rows: lines.length };
-    lines = [];
+    if (pendingRows === 0) return;
+    const input = await storeContent(options.artifacts, Buffer.concat(pending, pendingBytes));
+    const part = { input, firstRow: rowsTotal - pendingRows + 1, rows: pendingRows };
+    pending = [];
+    pendingRows = 0;
+    pendingBytes = 0;
     await options.onPart(part, parts, plan!);
     parts++;
   };
+
   try {
-    for await (const row of rowsOf(limited, format)) {
-      if (!columns) {
-        if (!Array.isArray(row) || row.length === 0 || row.some((name) => String(name).includes('\0'))) {
-          throw notThisFormat(format, 'no header');
-        }
-        columns = (row as unknown[]).map(String);
-        continue;
-      }
-      plan ??= options.planFor(columns, Array.isArray(row) ? row : []);
-      lines.push(`${JSON.stringify(row)}\n`);
-      rowsTotal++;
-      if (lines.length >= options.partRows) await flush();
+    let first = true;
+    for await (const data of limited) {
+      let chunk = data as Buffer;
+      if (first && chunk.subarray(0, 3).equals(BYTE_ORDER_MARK)) chunk = chunk.subarray(3);
+      first = false;
+      for (const row of splitter.push(chunk)) if (take(row)) await flush();
     }
+    for (const row of splitter.end()) if (take(row)) await flush();
   } catch (error) {
     // The rest of the body is read and dropped, so that the request ends and its connection is free
     // again; left paused, it would hold the connection (and a server closing) until a timeout.

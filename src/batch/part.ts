@@ -3,14 +3,13 @@
 // (the pass-through columns, then the predictions) into the store, keeping a few chunks in memory, not the
 // part; the row errors follow. Both in input order. The same part run twice stores the same content, so
 // its artifacts are the same objects, never duplicates.
-import { createReadStream } from 'node:fs';
-import { createInterface } from 'node:readline';
 import { storeContent, type ArtifactStore } from '../artifacts/store.ts';
 import { tensorFromJson, tensorToJson } from '../runtime/tensor.ts';
 import type { Predictor } from '../serving/predictor.ts';
 import type { PartResult } from '../store/batches.ts';
 import type { JobRecord } from '../store/jobs.ts';
-import type { InputPart, PartLine } from './input.ts';
+import type { InputPart } from './input.ts';
+import { rowCells, RowSplitter } from './rows.ts';
 import { outputColumns, readFeatures, type BatchFormat, type BatchPlan } from './plan.ts';
 import type { ModelSignature } from '../runtime/signature.ts';
 
@@ -67,14 +66,14 @@ export async function runBatchPart(
     ? (inner as number[])
     : [plan.input.features.length];
 
-  /** One chunk of lines: its row errors are noted at once (in order); its output rows come formatted. */
-  const runChunk = async (lines: string[], firstRowOfChunk: number): Promise<string> => {
+  /** One chunk of rows: its row errors are noted at once (in order); its output rows come formatted. */
+  const runChunk = async (chunk: Buffer[], firstRowOfChunk: number): Promise<string> => {
     const usable: unknown[][] = [];
     const features: number[] = [];
-    lines.forEach((line, index) => {
-      const row = JSON.parse(line) as PartLine;
-      const error = Array.isArray(row) ? readFeatures(plan, row, features) : row.error;
-      if (error === undefined) usable.push(row as unknown[]);
+    chunk.forEach((row, index) => {
+      const cells = rowCells(plan.inputFormat, plan.columns, row);
+      const error = typeof cells === 'string' ? cells : readFeatures(plan, cells, features);
+      if (error === undefined) usable.push(cells as unknown[]);
       else errors.push([firstRowOfChunk + index, error]);
     });
     if (usable.length === 0) return '';
@@ -106,14 +105,11 @@ export async function runBatchPart(
     return formatRows(plan.outputFormat, outputColumns(plan, predictionNames), outputRows);
   };
 
-  /** The part's lines in chunks, CHUNKS_IN_FLIGHT of them running at once, their output in order. */
+  /** The part's rows in chunks, CHUNKS_IN_FLIGHT of them running at once, their output in order. */
   async function* outputText(): AsyncGenerator<string> {
-    const lines = createInterface({
-      input: createReadStream(await deps.artifacts.localPath(input)),
-      crlfDelay: Infinity,
-    });
+    const splitter = new RowSplitter(plan.inputFormat);
     const running: Promise<string>[] = [];
-    let chunk: string[] = [];
+    let chunk: Buffer[] = [];
     let next = firstRow;
     const start = () => {
       const chunkRun = runChunk(chunk, next);
@@ -123,12 +119,19 @@ export async function runBatchPart(
       next += chunk.length;
       chunk = [];
     };
-    for await (const line of lines) {
-      if (line === '') continue;
-      chunk.push(line);
-      if (chunk.length < CHUNK_ROWS) continue;
-      start();
-      if (running.length >= CHUNKS_IN_FLIGHT) yield await running.shift()!;
+    const rowBatches = async function* () {
+      for await (const data of await deps.artifacts.read(input)) {
+        yield splitter.push(data as Buffer);
+      }
+      yield splitter.end();
+    };
+    for await (const rowsRead of rowBatches()) {
+      for (const row of rowsRead) {
+        chunk.push(row);
+        if (chunk.length < CHUNK_ROWS) continue;
+        start();
+        if (running.length >= CHUNKS_IN_FLIGHT) yield await running.shift()!;
+      }
     }
     if (chunk.length > 0) start();
     while (running.length > 0) yield await running.shift()!;

@@ -8,6 +8,7 @@ export const BATCH_FORMATS = ['csv', 'jsonl'] as const;
 export type BatchFormat = (typeof BATCH_FORMATS)[number];
 
 export interface BatchPlan {
+  inputFormat: BatchFormat;
   outputFormat: BatchFormat;
   /** The input's column names: the CSV header, or the keys of the first JSONL object. */
   columns: string[];
@@ -78,6 +79,7 @@ export function planBatch(
     ? columnIndexes(columns, options.passthrough, 'passthrough')
     : columns.map((_, index) => index).filter((index) => !features.includes(index));
   return {
+    inputFormat,
     outputFormat: options.outputFormat ?? inputFormat,
     columns,
     input: { name: spec.name, features },

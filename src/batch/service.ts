@@ -1,7 +1,6 @@
 // Batch runs as the gateway offers them: submit a file (split into parts, each a durable job queued as it
 // is stored; the 202 once all are committed), read status and progress, list, cancel, and stream the output or the errors,
 // joined from the parts in input order.
-import { createReadStream } from 'node:fs';
 import { Readable } from 'node:stream';
 import type { ArtifactStore } from '../artifacts/store.ts';
 import type { Config } from '../config/config.ts';
@@ -145,10 +144,7 @@ export class BatchService {
     async function* chunks() {
       if (plan.outputFormat === 'csv') yield formatRows('csv', [], [columns]);
       for (const part of parts) {
-        const path = await artifacts.localPath(
-          which === 'output' ? part.result!.output : part.result!.errors,
-        );
-        yield* createReadStream(path);
+        yield* await artifacts.read(which === 'output' ? part.result!.output : part.result!.errors);
       }
     }
     return { format: plan.outputFormat, body: Readable.from(chunks()) };

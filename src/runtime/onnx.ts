@@ -27,6 +27,20 @@ interface Pending {
   reject(error: Error): void;
 }
 
+/**
+ * How to start the thread's module. The build (npm run build) runs it as JavaScript; from the sources it
+ * is TypeScript, loaded through tsx as the main program is.
+ */
+function threadEntry(): [string | URL, { eval?: boolean }] {
+  if (import.meta.url.endsWith('.js')) return [new URL('./onnx-thread.js', import.meta.url), {}];
+  const entry = new URL('./onnx-thread.ts', import.meta.url).href;
+  const tsx = import.meta.resolve('tsx/esm/api');
+  return [
+    `import(${JSON.stringify(tsx)}).then((m) => { m.register(); return import(${JSON.stringify(entry)}); })`,
+    { eval: true },
+  ];
+}
+
 class InferenceThread {
   private worker: Worker;
   /** Settles when the current worker has exited. */
@@ -44,11 +58,8 @@ class InferenceThread {
   }
 
   private spawn(): Worker {
-    // The thread is TypeScript: load it through tsx, as the main program is.
-    const entry = new URL('./onnx-thread.ts', import.meta.url).href;
-    const tsx = import.meta.resolve('tsx/esm/api');
-    const code = `import(${JSON.stringify(tsx)}).then((m) => { m.register(); return import(${JSON.stringify(entry)}); })`;
-    const worker = new Worker(code, { eval: true, workerData: this.options });
+    const [entry, how] = threadEntry();
+    const worker = new Worker(entry, { ...how, workerData: this.options });
     this.exited = new Promise((resolve) => worker.once('exit', () => resolve()));
     worker.on('message', (response: OnnxThreadResponse) => {
       const pending = this.pending.get(response.id);
