@@ -5,7 +5,8 @@ import type { AddressInfo } from 'node:net';
 import { Readable } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
-import { openArtifactStore } from './artifacts/open.ts';
+import { openArtifactStore, s3ConnectionOf } from './artifacts/open.ts';
+import type { ArtifactStore } from './artifacts/store.ts';
 import { bootstrapAccounts, type CreatedKey } from './auth/accounts.ts';
 import { Authenticator } from './auth/authenticator.ts';
 import type { Config } from './config/config.ts';
@@ -22,6 +23,7 @@ import { selectTenantByName } from './store/tenants.ts';
 import { listAllModels } from './store/models.ts';
 import { JobService } from './jobs/service.ts';
 import { BatchService } from './batch/service.ts';
+import { BatchSources } from './batch/source.ts';
 import { JobWorker } from './jobs/worker.ts';
 import { WebhookDispatcher } from './jobs/webhooks.ts';
 import { DEFAULT_TENANT } from './auth/accounts.ts';
@@ -39,6 +41,7 @@ export interface Platform {
   generatedAdminKey: CreatedKey | undefined;
   registry: Registry;
   db: Db;
+  artifacts: ArtifactStore;
   close(): Promise<void>;
 }
 
@@ -121,6 +124,8 @@ async function assemble(
 
   const jobs = new JobService({ db, predictor, artifacts, config });
   const batches = new BatchService({ db, predictor, artifacts, config });
+  const batchSources = new BatchSources({ allowedUrls: config.batchInputUrls, s3: s3ConnectionOf(config) });
+  closers.push(() => batchSources.close());
   let ready = false;
   const app = http
     ? await buildServer({
@@ -133,6 +138,7 @@ async function assemble(
         predictor,
         jobs,
         batches,
+        batchSources,
         isReady: () => ready,
       })
     : undefined;
@@ -209,6 +215,7 @@ async function assemble(
     generatedAdminKey,
     registry,
     db,
+    artifacts,
     async close() {
       ready = false;
       await closeAll();

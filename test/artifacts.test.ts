@@ -67,8 +67,9 @@ async function temporaryDir(): Promise<string> {
   return dir;
 }
 
-async function openS3Store(prefix = `suite/${randomUUID()}`) {
-  const cacheDir = await temporaryDir();
+/** A store on the S3 server under `prefix`, with a cache folder of its own unless given one. */
+async function openS3Store(prefix = `suite/${randomUUID()}`, cacheDirOrNew?: string) {
+  const cacheDir = cacheDirOrNew ?? (await temporaryDir());
   const store = await openS3ArtifactStore({
     url: `s3://${s3.bucket}/${prefix}`,
     cacheDir,
@@ -316,15 +317,7 @@ describe('artifact store on S3: what only it does', () => {
     assert.equal(countOf(s3.requestsFor(`${prefix}/sha256/${sha256}`), 'GET', /.*/), 1, 'one download');
 
     // Another process (a fresh store on the same cache folder) finds the copy too.
-    const again = await openS3ArtifactStore({
-      url: `s3://${s3.bucket}/${prefix}`,
-      cacheDir,
-      endpoint: s3.endpoint,
-      region: 'us-east-1',
-      forcePathStyle: true,
-      credentials: s3.credentials,
-    });
-    openedStores.push(again);
+    const { store: again } = await openS3Store(prefix, cacheDir);
     assert.equal(await again.localPath(sha256), paths[0]);
     assert.equal(countOf(s3.requestsFor(`${prefix}/sha256/${sha256}`), 'GET', /.*/), 1);
   });

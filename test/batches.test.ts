@@ -4,9 +4,21 @@
 // (format, size, columns, model, tenant, scope), cancel, list, and a part run twice storing the same output.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { text as readText } from 'node:stream/consumers';
 import { parse } from 'csv-parse/sync';
+import { storeContent } from '../src/artifacts/store.ts';
+import { finishBatchIfDone } from '../src/batch/finish.ts';
+import type { ModelgateError } from '../src/errors.ts';
+import {
+  completeBatchUpload,
+  insertBatch,
+  newBatchId,
+  purgeFinishedBatches,
+  queueBatchParts,
+  selectDoneBatchIds,
+} from '../src/store/batches.ts';
 import { buildModel } from '../examples/onnx-writer.ts';
-import { assertProblem, deployModel } from './helpers/api.ts';
+import { assertProblem, deployModel, waitForBatch } from './helpers/api.ts';
 import { testDatabaseUrl } from './helpers/databases.ts';
 import {
   buildIdentityModel,
@@ -82,16 +94,7 @@ for (const database of databases) {
       assert.equal(response.status, 200);
       return { type: response.headers.get('content-type') ?? '', text: await response.text() };
     };
-    const waitFinished = async (id: string) => {
-      const deadline = Date.now() + 30_000;
-      for (;;) {
-        const batch = await tp.call('GET', `/v1/batches/${id}`, { key });
-        assert.equal(batch.status, 200, JSON.stringify(batch.body));
-        if (!['queued', 'running'].includes(batch.body.status)) return batch.body;
-        if (Date.now() > deadline) assert.fail(`batch ${id} did not finish: ${JSON.stringify(batch.body)}`);
-        await new Promise((resolve) => setTimeout(resolve, 50));
-      }
-    };
+    const waitFinished = (id: string) => waitForBatch(tp, key, id);
 
     it('a CSV runs in parts; the output has every row in input order with /predict’s predictions', async () => {
       const { text, values } = csvOf(230);
@@ -187,10 +190,12 @@ for (const database of databases) {
 
     it('refuses what cannot run before any work starts, with clear problems', async () => {
       assertProblem(
-        await submit('identity', '{"a": 1}', '', 'application/json'),
+        await submit('identity', 'a,b,c,d\n1,2,3,4\n', '', 'text/plain'),
         415,
         'unsupported_media_type',
       );
+      // JSON names an input in storage: {"input": "s3://…"} (test/batch-input-refs.test.ts).
+      assertProblem(await submit('identity', '{"a": 1}', '', 'application/json'), 400, 'bad_request');
       assertProblem(await submit('identity', '"\u0000\u0001 not csv', ''), 400, 'invalid_input');
       assertProblem(await submit('identity', ''), 400, 'invalid_input');
       assertProblem(await submit('identity', 'a,b,c,d\n'), 400, 'invalid_input');
@@ -388,31 +393,148 @@ for (const database of databases) {
     });
 
     it('a part that runs twice stores the same output object, and the output has its rows once', async () => {
-      const { text } = csvOf(20);
-      const submitted = await submit('identity', text, '?features=a,b,c,d&part_rows=10');
-      const done = await waitFinished(submitted.body.id);
-      const before = await fileText(done.id, 'output');
-      const { db } = tp.platform;
-      const [first] = await db.query<{ result: { output: string } }>(
-        `SELECT result FROM jobs WHERE batch_id = $1 AND batch_part = 0`,
-        [done.id],
+      // 3 parts of 400 rows, one at a time: each takes the slow model about 1.7 s.
+      const header = Array.from({ length: 1024 }, (_, i) => `c${i}`).join(',');
+      const rows = Array.from({ length: 1200 }, (_, r) =>
+        Array.from({ length: 1024 }, () => r % 10).join(','),
       );
-      // As if the worker that ran it had died before recording it: the part runs again.
+      const submitted = await submit('slow', `${header}\n${rows.join('\n')}\n`, '?part_rows=400');
+      const { db } = tp.platform;
+      const partZero = async () =>
+        (
+          await db.query<{ status: string; attempts: number; result: { output: string } | null }>(
+            `SELECT status, attempts, result FROM jobs WHERE batch_id = $1 AND batch_part = 0`,
+            [submitted.body.id],
+          )
+        )[0]!;
+      let first = await partZero();
+      while (first.status !== 'succeeded') {
+        await new Promise((resolve) => setTimeout(resolve, 20));
+        first = await partZero();
+      }
+      // As if the worker that ran it had died before recording it, while the next part runs: it runs again.
       await db.query(
         `UPDATE jobs SET status = 'queued', result = NULL, finished_at = NULL WHERE batch_id = $1 AND batch_part = 0`,
+        [submitted.body.id],
+      );
+      const done = await waitFinished(submitted.body.id);
+      assert.equal(done.status, 'succeeded');
+      const second = await partZero();
+      assert.equal(second.attempts, 2);
+      assert.equal(second.result!.output, first.result!.output);
+      const output = (await fileText(done.id, 'output')).text.trim().split('\n');
+      assert.equal(output.length, 1201);
+      assert.equal(new Set(output).size, 11, 'the header and one line for each of the 10 values');
+    });
+
+    it('a finished batch has its output and errors in one object each; the parts’ objects are gone', async () => {
+      const { text } = csvOf(30);
+      const submitted = await submit('identity', `${text}31,1,x,3,4,bad\n`, '?features=a,b,c,d&part_rows=10');
+      const done = await waitFinished(submitted.body.id);
+      assert.deepEqual(
+        [done.status, done.rows_done, done.rows_failed, done.parts_total],
+        ['succeeded', 30, 1, 4],
+      );
+      const { db, artifacts } = tp.platform;
+      const [batch] = await db.query<{ output: string; errors: string }>(
+        `SELECT output_sha256 AS output, errors_sha256 AS errors FROM batches WHERE id = $1`,
         [done.id],
       );
-      const again = await waitFinished(done.id);
-      assert.equal(again.status, 'succeeded');
-      const [second] = await db.query<{ result: { output: string }; attempts: number }>(
-        `SELECT result, attempts FROM jobs WHERE batch_id = $1 AND batch_part = 0`,
+      assert.equal(
+        await readText(await artifacts.read(batch!.output)),
+        (await fileText(done.id, 'output')).text,
+      );
+      assert.equal(
+        await readText(await artifacts.read(batch!.errors)),
+        'row,error\n31,"column ""b"": not a number: ""x"""\n',
+      );
+      const parts = await db.query<{ input: string; output: string; errors: string }>(
+        `SELECT input->'batchPart'->>'input' AS input, result->>'output' AS output, result->>'errors' AS errors
+         FROM jobs WHERE batch_id = $1`,
         [done.id],
       );
-      assert.equal(second!.attempts, 2);
-      assert.equal(second!.result.output, first!.result.output);
-      const after = await fileText(done.id, 'output');
-      assert.equal(after.text, before.text);
-      assert.equal(after.text.trim().split('\n').length, 21);
+      assert.equal(parts.length, 4);
+      for (const sha256 of parts.flatMap((part) => [part.input, part.output, part.errors])) {
+        await assert.rejects(
+          artifacts.read(sha256),
+          (error: unknown) => (error as ModelgateError).code === 'not_found',
+        );
+      }
+    });
+
+    it('a batch done but not finished is finished from its parts; finished batches go after the retention', async () => {
+      const { db, artifacts } = tp.platform;
+      // Two parts that ran, as a worker that died before finishing the batch left them.
+      const plan = {
+        inputFormat: 'csv',
+        outputFormat: 'csv',
+        columns: ['id', 'a'],
+        input: { name: 'x', features: [1] },
+        passthrough: [0],
+      };
+      const [tenant] = await db.query<{ id: string }>(`SELECT id FROM tenants WHERE name = 'default'`);
+      const batch = {
+        id: newBatchId(),
+        tenantId: tenant!.id,
+        modelName: 'identity',
+        modelVersion: 1,
+        plan,
+        maxAttempts: 1,
+        timeoutMs: 1000,
+      };
+      await insertBatch(db, batch);
+      const parts = [];
+      for (const [index, rows] of [
+        ['1,1\n', '1,10\n'],
+        ['2,2\n', ''],
+      ].entries()) {
+        const input = await storeContent(artifacts, rows[0]!);
+        await queueBatchParts(db, batch, index, [
+          JSON.stringify({ batchPart: { input, firstRow: index + 1, rows: 1, batchId: batch.id, plan } }),
+        ]);
+        const result = {
+          output: await storeContent(artifacts, rows[1]!),
+          errors: await storeContent(artifacts, index === 1 ? '2,no\n' : ''),
+          rows: 1 - index,
+          failed: index,
+          predictionColumns: index === 0 ? ['y'] : [],
+        };
+        parts.push(input, result.output, result.errors);
+        await db.query(
+          `UPDATE jobs SET status = 'succeeded', result = $2, finished_at = now() WHERE batch_id = $1 AND batch_part = $3`,
+          [batch.id, JSON.stringify(result), index],
+        );
+      }
+      assert.deepEqual(await selectDoneBatchIds(db), []);
+      await completeBatchUpload(db, batch.id, 2, 2);
+      assert.deepEqual(await selectDoneBatchIds(db), [batch.id]);
+      const deps = { db, artifacts };
+      const [once, twice] = await Promise.all([
+        finishBatchIfDone(deps, batch.id),
+        finishBatchIfDone(deps, batch.id),
+      ]);
+      assert.deepEqual([once, twice].sort(), [false, true]);
+      assert.deepEqual(await selectDoneBatchIds(db), []);
+      assert.equal((await fileText(batch.id, 'output')).text, 'id,y\n1,10\n');
+      assert.equal((await fileText(batch.id, 'errors')).text, 'row,error\n2,no\n');
+      const [files] = await db.query<{ output: string; errors: string }>(
+        `SELECT output_sha256 AS output, errors_sha256 AS errors FROM batches WHERE id = $1`,
+        [batch.id],
+      );
+      for (const sha256 of parts) {
+        if (sha256 === files!.output || sha256 === files!.errors) continue;
+        await assert.rejects(
+          artifacts.read(sha256),
+          (error: unknown) => (error as ModelgateError).code === 'not_found',
+        );
+      }
+
+      assert.deepEqual(await purgeFinishedBatches(db, 3600), []);
+      await db.query(`UPDATE batches SET finished_at = now() - interval '2 hours' WHERE id = $1`, [batch.id]);
+      const unused = await purgeFinishedBatches(db, 3600);
+      assert.deepEqual(unused.sort(), [files!.output, files!.errors].sort());
+      assertProblem(await tp.call('GET', `/v1/batches/${batch.id}`, { key }), 404, 'batch_not_found');
+      assert.deepEqual(await db.query(`SELECT id FROM jobs WHERE batch_id = $1`, [batch.id]), []);
     });
   });
 }

@@ -50,8 +50,8 @@ describe('API commands', () => {
   let api: string[];
 
   before(async () => {
-    platform = await startTestPlatform();
     workDir = await mkdtemp(join(tmpdir(), 'modelgate-cli-'));
+    platform = await startTestPlatform({ config: { batchInputUrls: [`file://${workDir}/`] } });
     api = ['--url', platform.url, '--key', platform.adminKey];
   });
   after(async () => {
@@ -192,6 +192,30 @@ describe('API commands', () => {
     const missing = await runCli(['batch', 'get', 'bat_nope', ...api]);
     assert.equal(missing.code, 1);
     assert.match(missing.stderr, /batch_not_found/);
+  });
+
+  test('batch submit of a file:// URL has the server read the file instead of uploading it', async () => {
+    await deployModel(platform, platform.adminKey, 'batch-ref-echo', buildIdentityModel(2));
+    await writeFile(join(workDir, 'server-side.csv'), 'id,a,b\n1,1,2\n2,3,4\n');
+    const reference = `file://${workDir}/server-side.csv`;
+    const args = ['batch', 'submit', reference, '--model', 'batch-ref-echo', '--features', 'a,b'];
+    const submitted = await runCli([...args, '--wait', '--json', ...api], {}, workDir);
+    assert.equal(submitted.code, 0, submitted.stderr);
+    const done = JSON.parse(submitted.stdout) as { status: string; files: Record<string, string> };
+    assert.equal(done.status, 'succeeded');
+    assert.deepEqual(done.files, { output: 'server-side.out.csv' });
+    assert.equal(await readFile(join(workDir, 'server-side.out.csv'), 'utf8'), 'id,y_0,y_1\n1,1,2\n2,3,4\n');
+
+    const missing = await runCli([
+      'batch',
+      'submit',
+      `file://${workDir}/nope.csv`,
+      '--model',
+      'batch-ref-echo',
+      ...api,
+    ]);
+    assert.equal(missing.code, 1);
+    assert.match(missing.stderr, /batch_input_not_found/);
   });
 
   test('tenants create prints the new tenant admin key', async () => {

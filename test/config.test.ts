@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { parseS3Url } from '../src/artifacts/s3-url.ts';
+import { parseBatchInputUrl } from '../src/batch/source-url.ts';
 import { ConfigError, resolveConfig } from '../src/config/config.ts';
 
 let dir: string;
@@ -118,4 +119,63 @@ test('an s3:// URL is read as bucket and key prefix', () => {
   assert.deepEqual(parseS3Url('s3://models-bucket'), { bucket: 'models-bucket', prefix: '' });
   assert.deepEqual(parseS3Url('s3://models-bucket/'), { bucket: 'models-bucket', prefix: '' });
   assert.deepEqual(parseS3Url('s3://models.v2_bucket/a/b/'), { bucket: 'models.v2_bucket', prefix: 'a/b' });
+});
+
+test('batchInputUrls: none by default, comma-separated in the environment, a list in the file', async () => {
+  assert.deepEqual(resolveConfig({}, {}).batchInputUrls, []);
+  const env = { MODELGATE_BATCH_INPUT_URLS: ' s3://data-bucket/incoming/ , file:///srv/batch-in/,' };
+  assert.deepEqual(resolveConfig({}, env).batchInputUrls, [
+    's3://data-bucket/incoming/',
+    'file:///srv/batch-in/',
+  ]);
+  const listed = join(dir, 'batch-inputs.yaml');
+  await writeFile(listed, 'batchInputUrls:\n  - s3://data-bucket\n  - file:///srv/batch-in\n');
+  assert.deepEqual(resolveConfig({ config: listed }, {}).batchInputUrls, [
+    's3://data-bucket',
+    'file:///srv/batch-in',
+  ]);
+});
+
+test('batchInputUrls that are not s3:// or file:// folders are refused, naming the setting', () => {
+  for (const url of [
+    '/srv/batch-in',
+    'https://data-bucket.s3.amazonaws.com/incoming',
+    's3://Data_Bucket/incoming',
+    's3://data-bucket/incoming/../private',
+    'file://server/srv/batch-in',
+    'file:///srv/a%2Fb',
+  ]) {
+    assert.throws(
+      () => resolveConfig({}, { MODELGATE_BATCH_INPUT_URLS: `s3://data-bucket/ok,${url}` }),
+      (error: unknown) => {
+        assert.ok(error instanceof ConfigError, url);
+        assert.match(error.message, /batchInputUrls\.1: /, url);
+        return true;
+      },
+    );
+  }
+});
+
+test('a batch input URL is read as bucket and key, or as an absolute path with its dot segments resolved', () => {
+  assert.deepEqual(parseBatchInputUrl('s3://data-bucket/incoming/rows.csv'), {
+    scheme: 's3',
+    bucket: 'data-bucket',
+    key: 'incoming/rows.csv',
+  });
+  assert.deepEqual(parseBatchInputUrl('s3://data-bucket/', 'folder'), {
+    scheme: 's3',
+    bucket: 'data-bucket',
+    key: '',
+  });
+  assert.throws(() => parseBatchInputUrl('s3://data-bucket/'), /names no object/);
+  assert.throws(() => parseBatchInputUrl('s3://data-bucket/a/./b.csv'), /"\." or "\.\." segment/);
+  assert.deepEqual(parseBatchInputUrl('file:///srv/batch-in/../etc/rows%20a.csv'), {
+    scheme: 'file',
+    path: '/srv/etc/rows a.csv',
+  });
+  assert.deepEqual(parseBatchInputUrl('file:///srv/batch-in/', 'folder'), {
+    scheme: 'file',
+    path: '/srv/batch-in',
+  });
+  assert.throws(() => parseBatchInputUrl('ftp://host/rows.csv'), /neither s3:\/\/bucket\/key nor file:/);
 });

@@ -2,7 +2,7 @@
 import { access, mkdir, open, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
-import { checkDigest, missingArtifact, stageFile } from './staging.ts';
+import { checkDigest, missingArtifact, stagedArtifact, stageFile } from './staging.ts';
 import type { ArtifactStore, StagedArtifact } from './store.ts';
 
 export async function openLocalArtifactStore(root: string): Promise<ArtifactStore> {
@@ -14,20 +14,9 @@ export async function openLocalArtifactStore(root: string): Promise<ArtifactStor
 
   return {
     async stage(source: Readable, maxBytes: number): Promise<StagedArtifact> {
-      const { path, sha256, sizeBytes } = await stageFile(source, maxBytes, stagingDir);
-      let committed = false;
-      return {
-        sha256,
-        sizeBytes,
-        path,
-        async commit() {
-          if (committed) return;
-          // Over an equal blob, if there is one: the same name means the same bytes.
-          await rename(path, blobPath(sha256));
-          committed = true;
-        },
-        discard: () => rm(path, { force: true }),
-      };
+      const file = await stageFile(source, maxBytes, stagingDir);
+      // Over an equal blob, if there is one: the same name means the same bytes.
+      return stagedArtifact(file, () => rename(file.path, blobPath(file.sha256)));
     },
     async read(sha256: string): Promise<Readable> {
       // Opened before the stream is made: a missing file is this call's not_found, not a stream error.

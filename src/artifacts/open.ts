@@ -3,7 +3,15 @@
 import { join } from 'node:path';
 import type { Config } from '../config/config.ts';
 import { openLocalArtifactStore } from './local.ts';
+import type { S3ConnectionOptions } from './s3.ts';
 import type { ArtifactStore } from './store.ts';
+
+/** The S3 settings of the configuration, for every S3 client of the process; credentials from the SDK's chain. */
+export function s3ConnectionOf(
+  config: Pick<Config, 's3Endpoint' | 's3Region' | 's3ForcePathStyle'>,
+): S3ConnectionOptions {
+  return { endpoint: config.s3Endpoint, region: config.s3Region, forcePathStyle: config.s3ForcePathStyle };
+}
 
 export async function openArtifactStore(config: Config): Promise<ArtifactStore> {
   if (config.artifactsUrl === undefined) return openLocalArtifactStore(config.artifactsDir);
@@ -12,8 +20,6 @@ export async function openArtifactStore(config: Config): Promise<ArtifactStore> 
   return openS3ArtifactStore({
     url: config.artifactsUrl,
     cacheDir: join(config.dataDir, 'artifact-cache'),
-    endpoint: config.s3Endpoint,
-    region: config.s3Region,
-    forcePathStyle: config.s3ForcePathStyle,
+    ...s3ConnectionOf(config),
   });
 }

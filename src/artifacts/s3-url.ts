@@ -7,18 +7,20 @@ export interface S3Location {
   prefix: string;
 }
 
-/**
- * The bucket and prefix of `s3://bucket[/prefix]`; throws an Error saying what is wrong otherwise. Bucket
- * names are those S3, GCS and R2 accept: 3 to 222 lowercase letters, digits, dots, dashes, underscores.
- */
+/** The bucket and prefix of `s3://bucket[/prefix]`; throws an Error saying what is wrong otherwise. */
 export function parseS3Url(url: string): S3Location {
   const match = /^s3:\/\/([^/?#]*)(?:\/([^?#]*))?$/.exec(url);
   if (!match) throw new Error(`"${url}" is not of the form s3://bucket/prefix`);
   const bucket = match[1] ?? '';
-  if (!/^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$/.test(bucket)) {
+  if (!isBucketName(bucket)) {
     throw new Error(
       `"${bucket}" in "${url}" is not a bucket name: 3 to 222 lowercase letters, digits, dots, dashes, underscores`,
     );
   }
   return { bucket, prefix: (match[2] ?? '').replace(/^\/+|\/+$/g, '') };
+}
+
+/** Bucket names as S3, GCS and R2 accept them: 3 to 222 lowercase letters, digits, dots, dashes, underscores. */
+export function isBucketName(name: string): boolean {
+  return /^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$/.test(name);
 }

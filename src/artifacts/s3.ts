@@ -2,7 +2,7 @@
 // endpoint): objects at `<prefix>/sha256/<hash>`. Uploads are staged in a local cache folder first, and
 // localPath() keeps downloaded copies there, since ONNX Runtime loads models from a path. Only the plainest
 // operations are used (PutObject, multipart upload, GetObject, HeadObject, DeleteObject), which every one of
-// those services implements alike.
+// those services implements alike. createS3Client() and getObject() also read batch inputs from a bucket.
 import {
   DeleteObjectCommand,
   GetObjectCommand,
@@ -17,16 +17,13 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { ModelgateError } from '../errors.ts';
 import { parseS3Url } from './s3-url.ts';
-import { checkDigest, missingArtifact, stageFile } from './staging.ts';
+import { checkDigest, missingArtifact, stagedArtifact, stageFile } from './staging.ts';
 import type { ArtifactStore, StagedArtifact } from './store.ts';
 
 const MiB = 1024 * 1024;
 
-export interface S3ArtifactStoreOptions {
-  /** Where the artifacts live: `s3://bucket` or `s3://bucket/prefix`. */
-  url: string;
-  /** Local folder for staged uploads (`tmp/`) and downloaded copies (`sha256/<hash>`). */
-  cacheDir: string;
+/** How to reach the S3-compatible service: shared by the artifact store and batch inputs read from a bucket. */
+export interface S3ConnectionOptions {
   /** Endpoint of an S3-compatible service (MinIO, R2, GCS). Default: AWS S3 of the region. */
   endpoint?: string;
   /** Region. Default: the AWS SDK's chain (AWS_REGION, then the shared config file). */
@@ -35,6 +32,13 @@ export interface S3ArtifactStoreOptions {
   forcePathStyle?: boolean;
   /** Default: the AWS SDK's chain (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, profiles, instance roles). */
   credentials?: { accessKeyId: string; secretAccessKey: string };
+}
+
+export interface S3ArtifactStoreOptions extends S3ConnectionOptions {
+  /** Where the artifacts live: `s3://bucket` or `s3://bucket/prefix`. */
+  url: string;
+  /** Local folder for staged uploads (`tmp/`) and downloaded copies (`sha256/<hash>`). */
+  cacheDir: string;
   /**
    * Part size of multipart uploads; smaller objects go up in one PutObject. Default 8 MiB: S3 takes parts
    * of 5 MiB to 5 GiB and at most 10,000 of them, so objects up to 78 GiB.
@@ -44,14 +48,9 @@ export interface S3ArtifactStoreOptions {
   uploadConcurrency?: number;
 }
 
-export async function openS3ArtifactStore(options: S3ArtifactStoreOptions): Promise<ArtifactStore> {
-  const { bucket, prefix } = parseS3Url(options.url);
-  const { partSizeBytes = 8 * MiB, uploadConcurrency = 4 } = options;
-  const stagingDir = join(options.cacheDir, 'tmp');
-  const copiesDir = join(options.cacheDir, 'sha256');
-  await mkdir(stagingDir, { recursive: true });
-  await mkdir(copiesDir, { recursive: true });
-  const client = new S3Client({
+/** The one way modelgate makes an S3 client; the caller destroys it when done. */
+export function createS3Client(options: S3ConnectionOptions): S3Client {
+  return new S3Client({
     endpoint: options.endpoint,
     region: options.region,
     forcePathStyle: options.forcePathStyle,
@@ -61,6 +60,28 @@ export async function openS3ArtifactStore(options: S3ArtifactStoreOptions): Prom
     requestChecksumCalculation: 'WHEN_REQUIRED',
     responseChecksumValidation: 'WHEN_REQUIRED',
   });
+}
+
+/** GetObject's content as a stream; the SDK's error when there is none (s3StatusOf tells a missing key). */
+export async function getObject(client: S3Client, bucket: string, key: string): Promise<Readable> {
+  const { Body } = await client.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
+  if (!(Body instanceof Readable)) throw new Error(`GetObject of ${key} gave no stream`);
+  return Body;
+}
+
+/** The HTTP status of an error answer of the S3 service; undefined for other errors (network, …). */
+export function s3StatusOf(error: unknown): number | undefined {
+  return error instanceof S3ServiceException ? error.$metadata.httpStatusCode : undefined;
+}
+
+export async function openS3ArtifactStore(options: S3ArtifactStoreOptions): Promise<ArtifactStore> {
+  const { bucket, prefix } = parseS3Url(options.url);
+  const { partSizeBytes = 8 * MiB, uploadConcurrency = 4 } = options;
+  const stagingDir = join(options.cacheDir, 'tmp');
+  const copiesDir = join(options.cacheDir, 'sha256');
+  await mkdir(stagingDir, { recursive: true });
+  await mkdir(copiesDir, { recursive: true });
+  const client = createS3Client(options);
   const objectKey = (sha256: string) => `${prefix ? `${prefix}/` : ''}sha256/${checkDigest(sha256)}`;
   const copyPath = (sha256: string) => join(copiesDir, checkDigest(sha256));
 
@@ -71,7 +92,7 @@ export async function openS3ArtifactStore(options: S3ArtifactStoreOptions): Prom
     } catch (error) {
       // A HEAD answer has no body, so a missing key is told by its status alone. (AWS answers 403 instead
       // when the credentials may not list the bucket.)
-      if (error instanceof S3ServiceException && error.$metadata.httpStatusCode === 404) return false;
+      if (s3StatusOf(error) === 404) return false;
       throw error;
     }
   }
@@ -96,11 +117,8 @@ export async function openS3ArtifactStore(options: S3ArtifactStoreOptions): Prom
   }
 
   async function read(sha256: string): Promise<Readable> {
-    const key = objectKey(sha256);
     try {
-      const { Body } = await client.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
-      if (!(Body instanceof Readable)) throw new Error(`GetObject of ${key} gave no stream`);
-      return Body;
+      return await getObject(client, bucket, objectKey(sha256));
     } catch (error) {
       // NoSuchBucket is a 404 as well, and is not a missing artifact.
       if (error instanceof S3ServiceException && (error.name === 'NoSuchKey' || error.name === 'NotFound')) {
@@ -130,20 +148,11 @@ export async function openS3ArtifactStore(options: S3ArtifactStoreOptions): Prom
 
   return {
     async stage(source: Readable, maxBytes: number): Promise<StagedArtifact> {
-      const { path, sha256, sizeBytes } = await stageFile(source, maxBytes, stagingDir);
-      let committed = false;
-      return {
-        sha256,
-        sizeBytes,
-        path,
-        async commit() {
-          if (committed) return;
-          if (!(await objectExists(sha256))) await upload(path, sha256);
-          await rm(path, { force: true });
-          committed = true;
-        },
-        discard: () => rm(path, { force: true }),
-      };
+      const file = await stageFile(source, maxBytes, stagingDir);
+      return stagedArtifact(file, async () => {
+        if (!(await objectExists(file.sha256))) await upload(file.path, file.sha256);
+        await rm(file.path, { force: true });
+      });
     },
     read,
     localPath(sha256: string): Promise<string> {

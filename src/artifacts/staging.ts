@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { ModelgateError } from '../errors.ts';
+import type { StagedArtifact } from './store.ts';
 
 export interface StagedFile {
   /** A new file under the staging folder; the caller renames, uploads or removes it. */
@@ -44,6 +45,20 @@ export async function stageFile(source: Readable, maxBytes: number, stagingDir: 
     throw error;
   }
   return { path, sha256: hash.digest('hex'), sizeBytes };
+}
+
+/** A staged file as a StagedArtifact whose `commit` runs once however often it is called (again if it failed). */
+export function stagedArtifact(file: StagedFile, commit: () => Promise<void>): StagedArtifact {
+  let committed: Promise<void> | undefined;
+  return {
+    ...file,
+    commit: () =>
+      (committed ??= commit().catch((error: unknown) => {
+        committed = undefined;
+        throw error;
+      })),
+    discard: () => rm(file.path, { force: true }),
+  };
 }
 
 /** Refuses anything but a lowercase hex SHA-256 digest, so a digest can never name a path or key elsewhere. */

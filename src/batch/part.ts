@@ -13,9 +13,9 @@ import { rowCells, RowSplitter } from './rows.ts';
 import { outputColumns, readFeatures, type BatchFormat, type BatchPlan } from './plan.ts';
 import type { ModelSignature } from '../runtime/signature.ts';
 
-/** A part job's input: the batch's plan and where the part's rows are. */
+/** A part job's input: its batch, the batch's plan and where the part's rows are. */
 export interface PartInput {
-  batchPart: InputPart & { plan: BatchPlan };
+  batchPart: InputPart & { batchId: string; plan: BatchPlan };
 }
 
 /** Rows per call into the predictor, and calls in flight: the dynamic batcher merges them further. */

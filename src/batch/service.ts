@@ -1,6 +1,6 @@
 // Batch runs as the gateway offers them: submit a file (split into parts, each a durable job queued as it
-// is stored; the 202 once all are committed), read status and progress, list, cancel, and stream the output or the errors,
-// joined from the parts in input order.
+// is stored; the 202 once all are committed), read status and progress, list, cancel, and stream the
+// output or the errors once the batch has finished (finish.ts).
 import { Readable } from 'node:stream';
 import type { ArtifactStore } from '../artifacts/store.ts';
 import type { Config } from '../config/config.ts';
@@ -15,15 +15,15 @@ import {
   newBatchId,
   queueBatchParts,
   selectBatch,
-  selectBatchParts,
   type BatchRecord,
   type BatchStatus,
   type NewBatch,
 } from '../store/batches.ts';
 import type { Db } from '../store/db.ts';
 import { splitInput } from './input.ts';
-import { formatRows, type PartInput } from './part.ts';
-import { outputColumns, planBatch, type BatchFormat, type BatchPlan, type PlanOptions } from './plan.ts';
+import { finishBatchIfDone } from './finish.ts';
+import type { PartInput } from './part.ts';
+import { planBatch, type BatchFormat, type BatchPlan, type PlanOptions } from './plan.ts';
 
 export interface SubmitBatch {
   tenantId: string;
@@ -40,12 +40,9 @@ export const DEFAULT_PART_ROWS = 10_000;
 export function batchStatus(batch: BatchRecord): BatchStatus {
   const { progress, partsTotal } = batch;
   if (batch.canceledAt) return 'canceled';
-  // While the file is still arriving, more parts are to come.
-  if (!batch.uploadedAt) return progress.partsRunning + progress.partsSucceeded > 0 ? 'running' : 'queued';
-  if (progress.partsSucceeded === partsTotal) return 'succeeded';
-  if (progress.partsSucceeded + progress.partsFailed === partsTotal) return 'failed';
-  if (progress.partsRunning > 0 || progress.partsSucceeded + progress.partsFailed > 0) return 'running';
-  return 'queued';
+  if (batch.finishedAt) return progress.partsSucceeded === partsTotal ? 'succeeded' : 'failed';
+  // Parts still to arrive or to run, or the output still being joined.
+  return progress.partsRunning + progress.partsSucceeded + progress.partsFailed > 0 ? 'running' : 'queued';
 }
 
 const batchNotFound = (id: string) =>
@@ -86,13 +83,15 @@ export class BatchService {
             await insertBatch(db, batch);
           }
           await queueBatchParts(db, batch, index, [
-            JSON.stringify({ batchPart: { ...part, plan } } satisfies PartInput),
+            JSON.stringify({ batchPart: { ...part, batchId: id, plan } } satisfies PartInput),
           ]);
         },
       });
       await completeBatchUpload(db, id, rowsTotal, parts);
+      // Workers may have run every part before the upload was complete: none of them finished the batch.
+      await finishBatchIfDone(this.deps, id);
     } catch (error) {
-      if (batch) await db.transaction((tx) => cancelBatch(tx, tenantId, id)).catch(() => undefined);
+      if (batch) await this.cancelAndFinish(tenantId, id).catch(() => undefined);
       throw error;
     }
     return this.get(tenantId, id);
@@ -109,44 +108,33 @@ export class BatchService {
   }
 
   async cancel(tenantId: string, id: string): Promise<BatchRecord> {
-    const found = await this.deps.db.transaction((tx) => cancelBatch(tx, tenantId, id));
-    if (!found) throw batchNotFound(id);
+    if (!(await this.cancelAndFinish(tenantId, id))) throw batchNotFound(id);
     return this.get(tenantId, id);
   }
 
-  /**
-   * The batch's output rows, or its row errors, as one file: a header (CSV), then each part's rows in
-   * order. Only once every part has finished; a part that failed for good leaves its rows out.
-   */
+  /** Cancels the batch's unfinished parts, then joins what its finished parts gave; false if there is no such batch. */
+  private async cancelAndFinish(tenantId: string, id: string): Promise<boolean> {
+    const found = await this.deps.db.transaction((tx) => cancelBatch(tx, tenantId, id));
+    if (found) await finishBatchIfDone(this.deps, id);
+    return found;
+  }
+
+  /** The batch's output rows, or its row errors, as one file; only once the batch has finished. */
   async file(
     tenantId: string,
     id: string,
     which: 'output' | 'errors',
   ): Promise<{ format: BatchFormat; body: Readable }> {
     const batch = await this.get(tenantId, id);
-    const status = batchStatus(batch);
-    if (status === 'queued' || status === 'running') {
+    const sha256 = which === 'output' ? batch.outputSha256 : batch.errorsSha256;
+    if (!batch.finishedAt || !sha256) {
+      const status = batchStatus(batch);
       throw new ModelgateError(
         'batch_not_finished',
         `batch ${id} is ${status}; its ${which} is ready once it has finished`,
-        {
-          details: { batch_id: id, status },
-        },
+        { details: { batch_id: id, status } },
       );
     }
-    const plan = batch.plan as BatchPlan;
-    const parts = (await selectBatchParts(this.deps.db, id)).filter((part) => part.result !== null);
-    // A part whose rows all failed names no prediction columns; the first that ran one does.
-    const named = parts.find((part) => part.result!.predictionColumns.length > 0)?.result;
-    const columns =
-      which === 'errors' ? ['row', 'error'] : outputColumns(plan, named?.predictionColumns ?? []);
-    const { artifacts } = this.deps;
-    async function* chunks() {
-      if (plan.outputFormat === 'csv') yield formatRows('csv', [], [columns]);
-      for (const part of parts) {
-        yield* await artifacts.read(which === 'output' ? part.result!.output : part.result!.errors);
-      }
-    }
-    return { format: plan.outputFormat, body: Readable.from(chunks()) };
+    return { format: (batch.plan as BatchPlan).outputFormat, body: await this.deps.artifacts.read(sha256) };
   }
 }

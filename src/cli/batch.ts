@@ -1,12 +1,14 @@
-// `modelgate batch submit|get|list|cancel|download`: batch runs through the API. `submit --wait` follows
-// the run with a progress bar (rows, rate, ETA) and downloads its output (and its errors, if any).
+// `modelgate batch submit|get|list|cancel|download`: batch runs through the API. `submit` uploads a local
+// file, or names one the server reads (s3://bucket/key, file:///path); `--wait` follows the run with a
+// progress bar (rows, rate, ETA) and downloads its output (and its errors, if any).
 import { createReadStream, createWriteStream } from 'node:fs';
 import { basename, extname } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { SingleBar } from 'cli-progress';
 import { type Command, InvalidArgumentError, Option } from 'commander';
-import type { BatchInfo, ModelgateClient } from '../client/client.ts';
+import { batchFormatOfName } from '../batch/source-url.ts';
+import type { BatchInfo, BatchRunOptions, ModelgateClient } from '../client/client.ts';
 import { clientFor, output, table, withApiOptions, type ApiOptions } from './shared.ts';
 
 const CONTENT_TYPES = { csv: 'text/csv', jsonl: 'application/jsonl' } as const;
@@ -23,13 +25,38 @@ function positiveInteger(value: string): number {
   return number;
 }
 
+/** A URL (`s3://…`, `file://…`) names input the server reads; anything else is a local file to upload. */
+const isReference = (input: string) => /^[a-z][a-z0-9+.-]*:\/\//i.test(input);
+
 /** The file's format from --format, else from its extension (.csv; .jsonl, .ndjson). */
 function formatOf(file: string, given: Format | undefined): Format {
-  if (given) return given;
-  const extension = extname(file).toLowerCase();
-  if (extension === '.csv') return 'csv';
-  if (extension === '.jsonl' || extension === '.ndjson') return 'jsonl';
+  const format = given ?? batchFormatOfName(file);
+  if (format) return format;
   throw new InvalidArgumentError(`cannot tell the format of ${file} from its name: use --format csv|jsonl`);
+}
+
+/** Uploads the local file, or sends the reference for the server to read; the format, if known here. */
+async function submitInput(
+  client: ModelgateClient,
+  input: string,
+  options: { model: string; format?: Format },
+  run: BatchRunOptions,
+): Promise<{ submitted: BatchInfo; format: Format | undefined }> {
+  if (isReference(input)) {
+    // The server tells the format from the name itself, and says so when it cannot.
+    const submitted = await client.submitBatchReference(
+      options.model,
+      { input, format: options.format },
+      run,
+    );
+    return { submitted, format: options.format ?? batchFormatOfName(input) };
+  }
+  const format = formatOf(input, options.format);
+  const submitted = await client.submitBatch(options.model, createReadStream(input), {
+    ...run,
+    contentType: CONTENT_TYPES[format],
+  });
+  return { submitted, format };
 }
 
 function describe(batch: BatchInfo): string[] {
@@ -87,7 +114,10 @@ export function registerBatchCommands(program: Command): void {
     batch
       .command('submit')
       .description('run a CSV or JSONL file through a model')
-      .argument('<file>', 'the input file (.csv, .jsonl or .ndjson)'),
+      .argument(
+        '<file>',
+        'a local .csv, .jsonl or .ndjson file, or s3://bucket/key or file:///path read by the server',
+      ),
   )
     .requiredOption('--model <name>', 'the model')
     .option('--version <n>', 'model version (default: the newest now)', positiveInteger)
@@ -127,10 +157,8 @@ export function registerBatchCommands(program: Command): void {
           out?: string;
         },
       ) => {
-        const format = formatOf(file, options.format);
         const client = clientFor(options);
-        const submitted = await client.submitBatch(options.model, createReadStream(file), {
-          contentType: CONTENT_TYPES[format],
+        const { submitted, format } = await submitInput(client, file, options, {
           version: options.version,
           features: options.features,
           passthrough: options.passthrough,
@@ -139,7 +167,8 @@ export function registerBatchCommands(program: Command): void {
         });
         if (!options.wait) return output(options, submitted, () => describe(submitted));
         const done = await follow(client, submitted);
-        const outFormat = options.outputFormat ?? format;
+        // The format is known here: the server takes no reference whose format it cannot tell.
+        const outFormat = options.outputFormat ?? format ?? 'csv';
         const stem = basename(file, extname(file));
         const outPath = options.out ?? `${stem}.out.${outFormat}`;
         const written: Record<string, string> = {};

@@ -122,14 +122,37 @@ export interface BatchInfo {
   links: { self: string; output: string; errors: string; cancel: string };
 }
 
-export interface BatchOptions {
-  /** `text/csv` or `application/jsonl`. */
-  contentType: string;
+/** How a batch runs, whichever way its input is given. */
+export interface BatchRunOptions {
   version?: number;
   features?: string[];
   passthrough?: string[];
   output?: 'csv' | 'jsonl';
   partRows?: number;
+}
+
+export interface BatchOptions extends BatchRunOptions {
+  /** `text/csv` or `application/jsonl`. */
+  contentType: string;
+}
+
+/** A batch input already in storage, read by the server. */
+export interface BatchInputReference {
+  /** `s3://bucket/key` or `file:///absolute/path`, in a folder the server allows (config batchInputUrls). */
+  input: string;
+  /** Default: from the name's extension (.csv, .jsonl, .ndjson). */
+  format?: 'csv' | 'jsonl';
+}
+
+/** The submit path of a batch run of `model`, with its options in the query string. */
+function batchSubmitPath(model: string, options: BatchRunOptions): string {
+  return withQuery(`/v1/models/${encodeURIComponent(model)}/batches`, {
+    version: options.version,
+    features: options.features?.join(','),
+    passthrough: options.passthrough?.join(','),
+    output: options.output,
+    part_rows: options.partRows,
+  });
 }
 
 export class ModelgateClient {
@@ -277,17 +300,15 @@ export class ModelgateClient {
 
   /** Submits a CSV or JSONL file (a stream: never read whole) as a batch run of `model`. */
   submitBatch(model: string, file: AsyncIterable<Uint8Array>, options: BatchOptions) {
-    const path = withQuery(`/v1/models/${encodeURIComponent(model)}/batches`, {
-      version: options.version,
-      features: options.features?.join(','),
-      passthrough: options.passthrough?.join(','),
-      output: options.output,
-      part_rows: options.partRows,
-    });
-    return this.request<BatchInfo>('POST', path, {
+    return this.request<BatchInfo>('POST', batchSubmitPath(model, options), {
       body: file as unknown as BodyInit,
       contentType: options.contentType,
     });
+  }
+
+  /** Submits a batch run of `model` on an object or file already in storage, which the server reads. */
+  submitBatchReference(model: string, reference: BatchInputReference, options: BatchRunOptions = {}) {
+    return this.request<BatchInfo>('POST', batchSubmitPath(model, options), { json: reference });
   }
 
   getBatch(id: string) {

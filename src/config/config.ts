@@ -7,6 +7,7 @@ import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { parseS3Url } from '../artifacts/s3-url.ts';
 import { keyFromSecret } from '../auth/keys.ts';
+import { parseBatchInputUrl } from '../batch/source-url.ts';
 
 const MiB = 1024 * 1024;
 
@@ -44,9 +45,9 @@ export const configSchema = z
         }
       })
       .optional(),
-    /** Endpoint of the S3-compatible service of artifactsUrl (MODELGATE_S3_ENDPOINT). Default: AWS S3. */
+    /** Endpoint of the S3-compatible service, for artifacts and batch inputs (MODELGATE_S3_ENDPOINT). Default: AWS S3. */
     s3Endpoint: z.url({ protocol: /^https?$/ }).optional(),
-    /** Region of artifactsUrl's bucket (MODELGATE_S3_REGION). Default: the AWS SDK's (AWS_REGION). */
+    /** Region of the S3 buckets (MODELGATE_S3_REGION). Default: the AWS SDK's (AWS_REGION). */
     s3Region: z.string().min(1).optional(),
     /** Address buckets as <endpoint>/<bucket>, as MinIO wants (MODELGATE_S3_FORCE_PATH_STYLE). Default false. */
     s3ForcePathStyle: z
@@ -90,6 +91,34 @@ export const configSchema = z
       .int()
       .min(1024)
       .default(20 * 1024 * MiB),
+    /**
+     * Folders batch inputs may be read from by reference instead of uploaded (MODELGATE_BATCH_INPUT_URLS,
+     * comma-separated): `s3://bucket/folder` (read with the S3 settings below) or `file:///absolute/folder`
+     * on the gateway's machine. A reference is read only if it lies in one of them, for files with every
+     * symlink resolved. Default: none, references are refused.
+     */
+    batchInputUrls: z
+      .union([
+        z.array(z.string()),
+        z.string().transform((text) =>
+          text
+            .split(',')
+            .map((url) => url.trim())
+            .filter((url) => url !== ''),
+        ),
+      ])
+      .pipe(
+        z.array(
+          z.string().superRefine((url, context) => {
+            try {
+              parseBatchInputUrl(url, 'folder');
+            } catch (error) {
+              context.addIssue({ code: 'custom', message: (error as Error).message });
+            }
+          }),
+        ),
+      )
+      .default([]),
     /** Merge concurrent requests by default (MODELGATE_BATCHING). Default true. */
     batching: z
       .union([z.boolean(), z.enum(['true', 'false']).transform((value) => value === 'true')])
@@ -124,7 +153,7 @@ export const configSchema = z
     jobPollMs: z.coerce.number().int().min(10).default(1000),
     /** First retry delay, doubled per attempt with jitter, at most 5 min (MODELGATE_JOB_RETRY_BASE_MS). Default 1000. */
     jobRetryBaseMs: z.coerce.number().int().min(0).default(1000),
-    /** Finished jobs and their results are removed after this (MODELGATE_JOB_RETENTION_SECONDS). Default 7 days. */
+    /** Finished jobs and batches, with their results and files, are removed after this (MODELGATE_JOB_RETENTION_SECONDS). Default 7 days. */
     jobRetentionSeconds: z.coerce
       .number()
       .int()

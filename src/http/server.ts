@@ -27,6 +27,7 @@ import { registerJobRoutes } from './routes/jobs.ts';
 import { registerBatchRoutes } from './routes/batches.ts';
 import type { JobService } from '../jobs/service.ts';
 import type { BatchService } from '../batch/service.ts';
+import type { BatchSources } from '../batch/source.ts';
 
 export interface HttpDeps {
   config: Config;
@@ -38,6 +39,8 @@ export interface HttpDeps {
   predictor: Predictor;
   jobs: JobService;
   batches: BatchService;
+  /** Opens batch inputs named by a URL instead of sent as the body. */
+  batchSources: BatchSources;
   /** False until the process has loaded its catalogue (and while it drains on shutdown). */
   isReady(): boolean;
 }

@@ -42,7 +42,8 @@ import {
   WORKERS_CHANNEL,
 } from '../store/workers.ts';
 import { WriteBatcher } from '../store/write-batcher.ts';
-import { cancelStalledUploads } from '../store/batches.ts';
+import { cancelStalledUploads, purgeFinishedBatches, selectDoneBatchIds } from '../store/batches.ts';
+import { finishBatchIfDone } from '../batch/finish.ts';
 import { storeResult } from './results.ts';
 import { isPartInput, runBatchPart } from '../batch/part.ts';
 
@@ -283,7 +284,10 @@ export class JobWorker {
       logger.info({ job: job.id, attempt: job.attempts }, 'job result discarded: lease lost');
       return 'lost';
     }
-    return 'retry' in outcome ? 'retried' : outcome.status;
+    if ('retry' in outcome) return 'retried';
+    // The last part of a batch to finish finishes the batch.
+    if (isPartInput(job.input)) await this.finishBatch(job.input.batchPart.batchId);
+    return outcome.status;
   }
 
   private async predict(job: JobRecord): Promise<unknown> {
@@ -343,14 +347,30 @@ export class JobWorker {
     }
   }
 
+  /** Joins a batch's files once none of its parts is left to run; a failure leaves it to housekeeping. */
+  private async finishBatch(batchId: string): Promise<void> {
+    try {
+      if (await finishBatchIfDone(this.deps, batchId)) {
+        this.deps.logger.info({ worker: this.id, batch: batchId }, 'batch finished');
+      }
+    } catch (error) {
+      this.deps.logger.error({ err: error, worker: this.id, batch: batchId }, 'finishing a batch failed');
+    }
+  }
+
   private async housekeeping(): Promise<void> {
     const { db, artifacts, config, logger } = this.deps;
     await markGoneWorkers(db, config.jobLeaseMs);
     const stalled = await cancelStalledUploads(db, STALLED_UPLOAD_SECONDS);
     if (stalled > 0)
       logger.warn({ worker: this.id, batches: stalled }, 'canceled batches whose upload stopped');
+    // Batches whose last part finished in a worker that died before finishing the batch, or canceled ones.
+    for (const batchId of await selectDoneBatchIds(db)) await this.finishBatch(batchId);
     const keySeconds = Math.max(config.jobRetentionSeconds, MIN_KEY_RETENTION_SECONDS);
-    const unused = await purgeFinishedJobs(db, config.jobRetentionSeconds, keySeconds);
+    const unused = [
+      ...(await purgeFinishedJobs(db, config.jobRetentionSeconds, keySeconds)),
+      ...(await purgeFinishedBatches(db, config.jobRetentionSeconds)),
+    ];
     for (const sha256 of unused) await artifacts.remove(sha256);
   }
 

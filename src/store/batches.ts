@@ -1,6 +1,7 @@
 // Queries on batch runs (0006_batches.sql). A batch row holds what was submitted; its parts are jobs
 // (jobs.batch_id, jobs.batch_part), and its status and progress are read from them.
-import type { Queryable } from './db.ts';
+import { unreferencedArtifacts } from './artifacts.ts';
+import type { Db, Queryable } from './db.ts';
 import { newId } from './ids.ts';
 import type { JobError, JobStatus } from './jobs.ts';
 
@@ -32,6 +33,10 @@ export interface BatchRecord {
   createdAt: Date;
   /** When the whole file was in; until then parts_total and rows_total grow. */
   uploadedAt: Date | null;
+  /** When every part had finished and the output and errors were joined into one object each. */
+  finishedAt: Date | null;
+  outputSha256: string | null;
+  errorsSha256: string | null;
   /** Parts by status, rows done and failed in finished parts, and when parts started and finished. */
   progress: {
     partsQueued: number;
@@ -50,12 +55,15 @@ export interface BatchRecord {
 export interface BatchPart {
   part: number;
   status: JobStatus;
+  /** The artifact with the part's input rows. */
+  input: string;
   result: PartResult | null;
 }
 
 const BATCH_SELECT = `SELECT b.id, b.tenant_id AS "tenantId", b.model_name AS "modelName",
     b.model_version AS "modelVersion", b.plan, b.rows_total AS "rowsTotal", b.parts_total AS "partsTotal",
     b.canceled_at AS "canceledAt", b.created_at AS "createdAt", b.uploaded_at AS "uploadedAt",
+    b.finished_at AS "finishedAt", b.output_sha256 AS "outputSha256", b.errors_sha256 AS "errorsSha256",
     (SELECT json_build_object(
        'partsQueued', count(*) FILTER (WHERE j.status = 'queued'),
        'partsRunning', count(*) FILTER (WHERE j.status = 'running'),
@@ -177,12 +185,66 @@ export async function listBatches(
   return rows.map(withDates);
 }
 
-/** selectBatchParts($1 batch): its parts in order, with their status and result. */
+/** selectBatchParts($1 batch): its parts in order, with their status, input and result. */
 export async function selectBatchParts(db: Queryable, batchId: string): Promise<BatchPart[]> {
   return db.query<BatchPart>(
-    `SELECT batch_part AS part, status, result FROM jobs WHERE batch_id = $1 ORDER BY batch_part`,
+    `SELECT batch_part AS part, status, input->'batchPart'->>'input' AS input, result
+     FROM jobs WHERE batch_id = $1 ORDER BY batch_part`,
     [batchId],
   );
+}
+
+/** A batch is done when its file is in (or it was canceled) and none of its parts is still to run. */
+const BATCH_DONE = `b.finished_at IS NULL AND (b.uploaded_at IS NOT NULL OR b.canceled_at IS NOT NULL)
+  AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.batch_id = b.id AND j.status IN ('queued', 'running'))`;
+
+/** selectDoneBatch($1 id): the batch when it is done but not finished yet (its files not joined), else undefined. */
+export async function selectDoneBatch(db: Queryable, id: string): Promise<BatchRecord | undefined> {
+  const [row] = await db.query<BatchRecord>(`${BATCH_SELECT} WHERE b.id = $1 AND ${BATCH_DONE}`, [id]);
+  return row && withDates(row);
+}
+
+/** selectDoneBatchIds(): the batches done but not finished (their last worker died first), oldest first. */
+export async function selectDoneBatchIds(db: Queryable): Promise<string[]> {
+  const rows = await db.query<{ id: string }>(
+    `SELECT b.id FROM batches b WHERE ${BATCH_DONE} ORDER BY b.created_at LIMIT 100`,
+  );
+  return rows.map((row) => row.id);
+}
+
+/**
+ * finishBatch($1 id, $2 output, $3 errors): records the batch's joined files and that it has finished;
+ * false when it had already (another worker joined the same files first).
+ */
+export async function finishBatch(
+  db: Queryable,
+  id: string,
+  files: { output: string; errors: string },
+): Promise<boolean> {
+  const rows = await db.query(
+    `UPDATE batches SET output_sha256 = $2, errors_sha256 = $3, finished_at = now()
+     WHERE id = $1 AND finished_at IS NULL RETURNING id`,
+    [id, files.output, files.errors],
+  );
+  return rows.length > 0;
+}
+
+/**
+ * purgeFinishedBatches($1 seconds): deletes the batches finished longer ago than that, with their parts;
+ * returns their files' artifacts that nothing else uses any more.
+ */
+export async function purgeFinishedBatches(db: Db, seconds: number): Promise<string[]> {
+  return db.transaction(async (tx) => {
+    const removed = await tx.query<{ output: string | null; errors: string | null }>(
+      `DELETE FROM batches WHERE finished_at < now() - make_interval(secs => $1::float8)
+       RETURNING output_sha256 AS output, errors_sha256 AS errors`,
+      [seconds],
+    );
+    return unreferencedArtifacts(
+      tx,
+      removed.flatMap((batch) => [batch.output, batch.errors]),
+    );
+  });
 }
 
 /**

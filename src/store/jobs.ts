@@ -2,6 +2,7 @@
 // under a lease, renew it while they run, and finish, retry or release; a lease that runs out (a dead
 // worker) makes the job claimable again. Every write by a worker is fenced by (lease owner, attempt), so a
 // worker that lost its lease can never record a result over another's.
+import { unreferencedArtifacts } from './artifacts.ts';
 import type { Db, Queryable } from './db.ts';
 import { newId } from './ids.ts';
 
@@ -406,15 +407,10 @@ export async function purgeFinishedJobs(db: Db, jobSeconds: number, keySeconds: 
       `DELETE FROM idempotency_keys WHERE created_at < now() - make_interval(secs => $1::float8)`,
       [keySeconds],
     );
-    const hashes = [...new Set(removed.map((row) => row.resultSha256).filter((hash) => hash !== null))];
-    if (hashes.length === 0) return [];
-    const stillUsed = await tx.query<{ sha: string }>(
-      `SELECT result_sha256 AS sha FROM jobs WHERE result_sha256 = ANY($1)
-       UNION SELECT artifact_sha256 FROM model_versions WHERE artifact_sha256 = ANY($1)`,
-      [hashes],
+    return unreferencedArtifacts(
+      tx,
+      removed.map((row) => row.resultSha256),
     );
-    const used = new Set(stillUsed.map((row) => row.sha));
-    return hashes.filter((hash) => !used.has(hash));
   });
 }
 

@@ -52,3 +52,15 @@ export async function deployModel(tp: TestPlatform, key: string, name: string, b
   assert.equal(response.status, 201, JSON.stringify(response.body));
   return response.body.deployed_version as number;
 }
+
+/** The batch once it is no longer queued or running (within 30 s), as GET /v1/batches/{id} gives it. */
+export async function waitForBatch(tp: TestPlatform, key: string, id: string) {
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    const batch = await tp.call('GET', `/v1/batches/${id}`, { key });
+    assert.equal(batch.status, 200, JSON.stringify(batch.body));
+    if (!['queued', 'running'].includes(batch.body.status)) return batch.body;
+    if (Date.now() > deadline) assert.fail(`batch ${id} did not finish: ${JSON.stringify(batch.body)}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
