@@ -1,7 +1,8 @@
 // The artifact store conformance suite: staging, commit, read, localPath, remove and their failures, run
 // identically on the local folder and on a real S3-compatible server (s3rver, started here on 127.0.0.1);
 // then what only the S3 store does: multipart uploads, no second upload of stored content, one download
-// per cached copy, verified downloads, and a whole platform deploying and serving a model from the bucket.
+// per cached copy, verified downloads, and a whole platform serving a model and running a batch from the
+// bucket.
 import assert from 'node:assert/strict';
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
@@ -14,7 +15,7 @@ import { openLocalArtifactStore } from '../src/artifacts/local.ts';
 import { openS3ArtifactStore } from '../src/artifacts/s3.ts';
 import { storeContent, type ArtifactStore } from '../src/artifacts/store.ts';
 import { isModelgateError } from '../src/errors.ts';
-import { deployModel } from './helpers/api.ts';
+import { deployModel, waitForBatch } from './helpers/api.ts';
 import { buildIdentityModel, startTestPlatform } from './helpers/platform.ts';
 import { startTestS3Server, type TestS3Server } from './helpers/s3.ts';
 
@@ -341,7 +342,7 @@ describe('artifact store on S3: what only it does', () => {
     await store.remove(sha256);
   });
 
-  test('a platform configured with artifactsUrl deploys and serves a model from the bucket', async () => {
+  test('a platform configured with artifactsUrl serves a model and runs a batch from the bucket', async () => {
     // Credentials through the AWS SDK's own chain, as an operator would set them.
     const saved = { id: process.env.AWS_ACCESS_KEY_ID, secret: process.env.AWS_SECRET_ACCESS_KEY };
     process.env.AWS_ACCESS_KEY_ID = s3.credentials.accessKeyId;
@@ -366,6 +367,31 @@ describe('artifact store on S3: what only it does', () => {
       });
       assert.equal(response.status, 200, JSON.stringify(response.body));
       assert.deepEqual(response.body.outputs.y, [[1, 2, 3]]);
+
+      // A batch of 3 parts: each part's rows, output and errors go through the bucket; once joined, the
+      // bucket holds the model, the batch's output and its errors, and nothing of the parts.
+      const rows = Array.from({ length: 25 }, (_, r) => `${r},${r},${r * 2},${r * 3}`);
+      const submitted = await tp.call('POST', '/v1/models/identity/batches?part_rows=10&features=a,b,c', {
+        key: tp.adminKey,
+        body: `id,a,b,c\n${rows.join('\n')}\n`,
+        headers: { 'content-type': 'text/csv' },
+      });
+      assert.equal(submitted.status, 202, JSON.stringify(submitted.body));
+      const done = await waitForBatch(tp, tp.adminKey, submitted.body.id);
+      assert.deepEqual([done.status, done.rows_done, done.parts_total], ['succeeded', 25, 3]);
+      const output = await fetch(`${tp.url}/v1/batches/${done.id}/output`, {
+        headers: { authorization: `Bearer ${tp.adminKey}` },
+      });
+      // The identity model: the pass-through id, then a, b and c again.
+      assert.equal(await output.text(), `id,y_0,y_1,y_2\n${rows.join('\n')}\n`);
+      const [files] = await tp.platform.db.query<{ output: string; errors: string }>(
+        `SELECT output_sha256 AS output, errors_sha256 AS errors FROM batches WHERE id = $1`,
+        [done.id],
+      );
+      assert.deepEqual(
+        (await s3.listKeys(`${prefix}/`)).sort(),
+        [sha256, files!.output, files!.errors].map((hash) => `${prefix}/sha256/${hash}`).sort(),
+      );
     } finally {
       await tp.close();
       for (const [name, value] of [
