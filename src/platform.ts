@@ -123,7 +123,7 @@ async function assemble(
   });
 
   const jobs = new JobService({ db, predictor, artifacts, config });
-  const batches = new BatchService({ db, predictor, artifacts, config });
+  const batches = new BatchService({ db, predictor, artifacts, config, logger });
   const batchSources = new BatchSources({ allowedUrls: config.batchInputUrls, s3: s3ConnectionOf(config) });
   closers.push(() => batchSources.close());
   let ready = false;

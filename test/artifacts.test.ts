@@ -16,6 +16,7 @@ import { openS3ArtifactStore } from '../src/artifacts/s3.ts';
 import { storeContent, type ArtifactStore } from '../src/artifacts/store.ts';
 import { isModelgateError } from '../src/errors.ts';
 import { deployModel, waitForBatch } from './helpers/api.ts';
+import { takeDueArtifactRemovals } from '../src/store/artifacts.ts';
 import { buildIdentityModel, startTestPlatform } from './helpers/platform.ts';
 import { startTestS3Server, type TestS3Server } from './helpers/s3.ts';
 
@@ -368,8 +369,8 @@ describe('artifact store on S3: what only it does', () => {
       assert.equal(response.status, 200, JSON.stringify(response.body));
       assert.deepEqual(response.body.outputs.y, [[1, 2, 3]]);
 
-      // A batch of 3 parts: each part's rows, output and errors go through the bucket; once joined, the
-      // bucket holds the model, the batch's output and its errors, and nothing of the parts.
+      // A batch of 3 parts: each part's rows, output and errors go through the bucket; once joined and the
+      // parts' objects removed, the bucket holds the model, the batch's output and its errors.
       const rows = Array.from({ length: 25 }, (_, r) => `${r},${r},${r * 2},${r * 3}`);
       const submitted = await tp.call('POST', '/v1/models/identity/batches?part_rows=10&features=a,b,c', {
         key: tp.adminKey,
@@ -388,6 +389,10 @@ describe('artifact store on S3: what only it does', () => {
         `SELECT output_sha256 AS output, errors_sha256 AS errors FROM batches WHERE id = $1`,
         [done.id],
       );
+      // Once the parts' objects are due for removal, as housekeeping would take them after the grace period.
+      const { db, artifacts } = tp.platform;
+      await db.query(`UPDATE artifact_removals SET due_at = now()`);
+      for (const hash of await takeDueArtifactRemovals(db)) await artifacts.remove(hash);
       assert.deepEqual(
         (await s3.listKeys(`${prefix}/`)).sort(),
         [sha256, files!.output, files!.errors].map((hash) => `${prefix}/sha256/${hash}`).sort(),

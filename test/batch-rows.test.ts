@@ -1,7 +1,14 @@
 // The rows of a batch file: the splitter must cut a file where csv-parse sees rows end, however the bytes
 // arrive, and read their cells as csv-parse does.
 import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { text as readText } from 'node:stream/consumers';
 import { describe, it } from 'node:test';
+import { openLocalArtifactStore } from '../src/artifacts/local.ts';
+import { splitInput } from '../src/batch/input.ts';
 import { parse } from 'csv-parse/sync';
 import { createRng } from '../examples/build.ts';
 import { csvCells, MAX_ROW_BYTES, rowCells, RowSplitter } from '../src/batch/rows.ts';
@@ -61,6 +68,17 @@ describe('batch rows', () => {
     }
   });
 
+  it('keeps multi-byte characters whole wherever a chunk ends', () => {
+    const csv = 'id,name\n1,Zürich\n2,"東京, 日本"\n';
+    for (const chunks of cuts(csv)) {
+      assert.deepEqual(split('csv', chunks), ['id,name', '1,Zürich', '2,"東京, 日本"']);
+    }
+    const jsonl = '{"name":"Zürich"}\n{"name":"東京"}\n';
+    for (const chunks of cuts(jsonl)) {
+      assert.deepEqual(split('jsonl', chunks), ['{"name":"Zürich"}', '{"name":"東京"}']);
+    }
+  });
+
   it('drops empty rows and line ends; keeps a last row without a newline', () => {
     assert.deepEqual(split('csv', [Buffer.from('a,b\r\n\r\n\n1,2\n\n3,4')]), ['a,b', '1,2', '3,4']);
     assert.deepEqual(split('csv', [Buffer.from('')]), []);
@@ -102,5 +120,40 @@ describe('batch rows', () => {
     assert.equal(rowCells('jsonl', columns, Buffer.from('{"a":')), 'not a JSON line');
     assert.equal(rowCells('jsonl', columns, Buffer.from('[1,2]')), 'not a JSON object');
     assert.deepEqual(rowCells('csv', columns, Buffer.from('1,"2,5"')), ['1', '2,5']);
+  });
+
+  it('splitInput reads a byte order mark split across chunks, and skips blank JSONL lines', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'modelgate-rows-'));
+    try {
+      const artifacts = await openLocalArtifactStore(dir);
+      const text = Buffer.from('\ufeff{"a":1}\n  \n{"a":2}\n\t\n');
+      const plans: string[][] = [];
+      const parts: string[] = [];
+      const { rowsTotal } = await splitInput(
+        Readable.from([text.subarray(0, 1), text.subarray(1, 2), text.subarray(2)]),
+        'jsonl',
+        {
+          artifacts,
+          maxBytes: 1000,
+          partRows: 10,
+          planFor: (columns) => {
+            plans.push(columns);
+            return {
+              inputFormat: 'jsonl',
+              outputFormat: 'jsonl',
+              columns,
+              input: { name: 'x', features: [0] },
+              passthrough: [],
+            };
+          },
+          onPart: async (part) => void parts.push(await readText(await artifacts.read(part.input))),
+        },
+      );
+      assert.deepEqual(plans, [['a']]);
+      assert.equal(rowsTotal, 2);
+      assert.deepEqual(parts, ['{"a":1}\n{"a":2}\n']);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -17,6 +17,7 @@ import {
   queueBatchParts,
   selectDoneBatchIds,
 } from '../src/store/batches.ts';
+import { takeDueArtifactRemovals } from '../src/store/artifacts.ts';
 import { buildModel } from '../examples/onnx-writer.ts';
 import { assertProblem, deployModel, waitForBatch } from './helpers/api.ts';
 import { testDatabaseUrl } from './helpers/databases.ts';
@@ -95,6 +96,15 @@ for (const database of databases) {
       return { type: response.headers.get('content-type') ?? '', text: await response.text() };
     };
     const waitFinished = (id: string) => waitForBatch(tp, key, id);
+    /** Makes the removals of `hashes` due, and removes every due artifact, as housekeeping does. */
+    const removeDueArtifacts = async (hashes: string[]) => {
+      const { db, artifacts } = tp.platform;
+      await db.query(
+        `UPDATE artifact_removals SET due_at = now() - interval '1 second' WHERE sha256 = ANY($1)`,
+        [hashes],
+      );
+      for (const sha256 of await takeDueArtifactRemovals(db)) await artifacts.remove(sha256);
+    };
 
     it('a CSV runs in parts; the output has every row in input order with /predict’s predictions', async () => {
       const { text, values } = csvOf(230);
@@ -150,22 +160,39 @@ for (const database of databases) {
         '1,1,2,3,4,"two\r\nlines, one comma"\r\n' +
         '2,"5",6,7,8,"say ""hi"""\r\n' +
         '\r\n' +
-        '3,1,2,"3,5",4,plain\r\n' +
-        '4,9,9,9,9,"open\r\n';
+        '3,1,2,"3,5",4,plain\r\n';
       const submitted = await submit('identity', text, '?features=a,b,c,d&part_rows=1');
       assert.equal(submitted.status, 202, JSON.stringify(submitted.body));
-      assert.deepEqual([submitted.body.rows_total, submitted.body.parts_total], [4, 4]);
+      assert.deepEqual([submitted.body.rows_total, submitted.body.parts_total], [3, 3]);
       const done = await waitFinished(submitted.body.id);
-      assert.deepEqual([done.status, done.rows_done, done.rows_failed], ['succeeded', 2, 2]);
+      assert.deepEqual([done.status, done.rows_done, done.rows_failed], ['succeeded', 2, 1]);
       assert.deepEqual(parse((await fileText(done.id, 'output')).text), [
         ['id', 'note', 'y_0', 'y_1', 'y_2', 'y_3'],
         ['1', 'two\r\nlines, one comma', '1', '2', '3', '4'],
         ['2', 'say "hi"', '5', '6', '7', '8'],
       ]);
-      const errors = parse((await fileText(done.id, 'errors')).text) as string[][];
-      assert.deepEqual(errors[1], ['3', 'column "c": not a number: "3,5"']);
-      assert.equal(errors[2]![0], '4');
-      assert.match(errors[2]![1]!, /^not CSV: /);
+      assert.deepEqual(parse((await fileText(done.id, 'errors')).text), [
+        ['row', 'error'],
+        ['3', 'column "c": not a number: "3,5"'],
+      ]);
+    });
+
+    it('a quote where CSV allows none refuses the file, naming the row; its queued parts are canceled', async () => {
+      const { db } = tp.platform;
+      const startedAt = new Date();
+      // Read as CSV quotes pair, `5" screen` would take every row after it into row 2.
+      const text = 'id,a,b,c,d\n1,1,2,3,4\n2,5" screen,6,7,8\n3,1,2,3,4\n4,1,2,3,4\n';
+      const refused = await submit('identity', text, '?features=a,b,c,d&part_rows=1');
+      assertProblem(refused, 400, 'invalid_input');
+      assert.match(refused.body.detail, /^row 2 is not CSV: /);
+      const batches = await db.query<{ canceled: boolean; statuses: string[] }>(
+        `SELECT b.canceled_at IS NOT NULL AS canceled, array_agg(j.status) AS statuses FROM batches b
+         JOIN jobs j ON j.batch_id = b.id WHERE b.created_at >= $1 GROUP BY b.id`,
+        [startedAt],
+      );
+      assert.equal(batches.length, 1);
+      assert.equal(batches[0]!.canceled, true);
+      assert.ok(batches[0]!.statuses.every((status) => ['canceled', 'succeeded'].includes(status)));
     });
 
     it('JSONL in gives JSONL out by default, CSV out on request; a broken line is a row error', async () => {
@@ -275,6 +302,55 @@ for (const database of databases) {
       assert.deepEqual([refused!.canceled, refused!.unfinished], [true, 0]);
       const shown = await tp.call('GET', `/v1/batches/${refused!.id}`, { key });
       assert.equal(shown.body.status, 'canceled');
+    });
+
+    it('a batch canceled while its file arrives queues no more parts; the upload is refused', async () => {
+      const { db } = tp.platform;
+      const startedAt = new Date();
+      let sendTheRest!: () => void;
+      const theRest = new Promise<void>((resolve) => (sendTheRest = resolve));
+      const encoder = new TextEncoder();
+      const body = new ReadableStream<Uint8Array>({
+        async start(controller) {
+          controller.enqueue(encoder.encode(`a,b,c,d\n${'1,2,3,4\n'.repeat(10)}5,6,7,8\n`));
+          await theRest;
+          controller.enqueue(encoder.encode('5,6,7,8\n'.repeat(25)));
+          controller.close();
+        },
+      });
+      const answer = fetch(`${tp.url}/v1/models/identity/batches?part_rows=10`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${key}`, 'content-type': 'text/csv' },
+        body,
+        duplex: 'half',
+      } as RequestInit);
+      let batchId: string | undefined;
+      const deadline = Date.now() + 15_000;
+      while (!batchId) {
+        if (Date.now() > deadline) assert.fail('the first part was not queued');
+        await new Promise((resolve) => setTimeout(resolve, 20));
+        [{ id: batchId } = { id: undefined }] = await db.query<{ id: string }>(
+          `SELECT b.id FROM batches b JOIN jobs j ON j.batch_id = b.id WHERE b.created_at >= $1`,
+          [startedAt],
+        );
+      }
+      const canceled = await tp.call('POST', `/v1/batches/${batchId}/cancel`, { key });
+      assert.equal(canceled.body.status, 'canceled');
+      sendTheRest();
+      const refused = await answer;
+      assertProblem(
+        { status: refused.status, headers: refused.headers, body: await refused.json() },
+        409,
+        'conflict',
+      );
+      const parts = await db.query<{ status: string }>(`SELECT status FROM jobs WHERE batch_id = $1`, [
+        batchId,
+      ]);
+      assert.equal(parts.length, 1, 'the parts of the rest of the file were not queued');
+      assert.ok(['canceled', 'succeeded'].includes(parts[0]!.status));
+      const finished = await tp.call('GET', `/v1/batches/${batchId}`, { key });
+      assert.equal(finished.body.status, 'canceled');
+      assert.ok(finished.body.finished_at);
     });
 
     it('a part that fails for good fails the batch; the output keeps the rows of the parts that ran', async () => {
@@ -427,7 +503,7 @@ for (const database of databases) {
       assert.equal(new Set(output).size, 11, 'the header and one line for each of the 10 values');
     });
 
-    it('a finished batch has its output and errors in one object each; the parts’ objects are gone', async () => {
+    it('a finished batch has its output and errors in one object each; the parts’ objects go after a grace period', async () => {
       const { text } = csvOf(30);
       const submitted = await submit('identity', `${text}31,1,x,3,4,bad\n`, '?features=a,b,c,d&part_rows=10');
       const done = await waitFinished(submitted.body.id);
@@ -454,7 +530,16 @@ for (const database of databases) {
         [done.id],
       );
       assert.equal(parts.length, 4);
-      for (const sha256 of parts.flatMap((part) => [part.input, part.output, part.errors])) {
+      // The parts' objects stay for the grace period (another batch may have just stored the same), then go.
+      const partObjects = parts.flatMap((part) => [part.input, part.output, part.errors]);
+      for (const sha256 of partObjects) await readText(await artifacts.read(sha256));
+      const scheduled = await db.query<{ sha256: string }>(
+        `SELECT sha256 FROM artifact_removals WHERE sha256 = ANY($1) AND due_at > now() + interval '50 minutes'`,
+        [partObjects],
+      );
+      assert.deepEqual(new Set(scheduled.map((row) => row.sha256)), new Set(partObjects));
+      await removeDueArtifacts(partObjects);
+      for (const sha256 of partObjects) {
         await assert.rejects(
           artifacts.read(sha256),
           (error: unknown) => (error as ModelgateError).code === 'not_found',
@@ -489,9 +574,7 @@ for (const database of databases) {
         ['2,2\n', ''],
       ].entries()) {
         const input = await storeContent(artifacts, rows[0]!);
-        await queueBatchParts(db, batch, index, [
-          JSON.stringify({ batchPart: { input, firstRow: index + 1, rows: 1, batchId: batch.id, plan } }),
-        ]);
+        const partInput = { batchPart: { input, firstRow: index + 1, rows: 1, batchId: batch.id, plan } };
         const result = {
           output: await storeContent(artifacts, rows[1]!),
           errors: await storeContent(artifacts, index === 1 ? '2,no\n' : ''),
@@ -500,10 +583,14 @@ for (const database of databases) {
           predictionColumns: index === 0 ? ['y'] : [],
         };
         parts.push(input, result.output, result.errors);
-        await db.query(
-          `UPDATE jobs SET status = 'succeeded', result = $2, finished_at = now() WHERE batch_id = $1 AND batch_part = $3`,
-          [batch.id, JSON.stringify(result), index],
-        );
+        // In one transaction: this process's worker must not see the part queued and run it.
+        await db.transaction(async (tx) => {
+          await queueBatchParts(tx, batch, index, [JSON.stringify(partInput)]);
+          await tx.query(
+            `UPDATE jobs SET status = 'succeeded', result = $2, finished_at = now() WHERE batch_id = $1 AND batch_part = $3`,
+            [batch.id, JSON.stringify(result), index],
+          );
+        });
       }
       assert.deepEqual(await selectDoneBatchIds(db), []);
       await completeBatchUpload(db, batch.id, 2, 2);
@@ -521,20 +608,26 @@ for (const database of databases) {
         `SELECT output_sha256 AS output, errors_sha256 AS errors FROM batches WHERE id = $1`,
         [batch.id],
       );
-      for (const sha256 of parts) {
-        if (sha256 === files!.output || sha256 === files!.errors) continue;
+      const partObjects = parts.filter((sha256) => sha256 !== files!.output && sha256 !== files!.errors);
+      await removeDueArtifacts(partObjects);
+      for (const sha256 of partObjects) {
         await assert.rejects(
           artifacts.read(sha256),
           (error: unknown) => (error as ModelgateError).code === 'not_found',
         );
       }
 
-      assert.deepEqual(await purgeFinishedBatches(db, 3600), []);
+      await purgeFinishedBatches(db, 3600);
+      assert.equal((await tp.call('GET', `/v1/batches/${batch.id}`, { key })).status, 200);
       await db.query(`UPDATE batches SET finished_at = now() - interval '2 hours' WHERE id = $1`, [batch.id]);
-      const unused = await purgeFinishedBatches(db, 3600);
-      assert.deepEqual(unused.sort(), [files!.output, files!.errors].sort());
+      await purgeFinishedBatches(db, 3600);
       assertProblem(await tp.call('GET', `/v1/batches/${batch.id}`, { key }), 404, 'batch_not_found');
       assert.deepEqual(await db.query(`SELECT id FROM jobs WHERE batch_id = $1`, [batch.id]), []);
+      // Its files stay for the grace period, then go.
+      await readText(await artifacts.read(files!.output));
+      await removeDueArtifacts([files!.output, files!.errors]);
+      await assert.rejects(artifacts.read(files!.output));
+      await assert.rejects(artifacts.read(files!.errors));
     });
   });
 }

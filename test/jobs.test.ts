@@ -562,7 +562,7 @@ describe('jobs meeting a full model queue', () => {
 });
 
 describe('retention', () => {
-  it("finished jobs past jobRetentionSeconds go, with result artifacts nothing else uses, at a worker's start", async () => {
+  it("finished jobs past jobRetentionSeconds go at a worker's start, their unused results after a grace period", async () => {
     const dataDir = await mkdtemp(join(tmpdir(), 'modelgate-retention-'));
     try {
       // Results over 10 bytes go to the artifact store.
@@ -595,7 +595,18 @@ describe('retention', () => {
           (status) => status === 404,
           'the expired job to be removed',
         );
-        // The artifact goes just after the job's row (its removal follows the commit).
+        // The artifact stays for the grace period: another job may have just stored the same result.
+        await access(join(dataDir, 'artifacts', 'sha256', sha));
+        await second.platform.db.query(`UPDATE artifact_removals SET due_at = now() WHERE sha256 = $1`, [
+          sha,
+        ]);
+      } finally {
+        await second.close();
+      }
+
+      // Once due, the next housekeeping (here at a worker's start) removes it.
+      const third = await startTestPlatform({ config: { dataDir, jobRetentionSeconds: 86_400 } });
+      try {
         await eventually(
           () =>
             access(join(dataDir, 'artifacts', 'sha256', sha)).then(
@@ -606,7 +617,7 @@ describe('retention', () => {
           'the result artifact to be removed',
         );
       } finally {
-        await second.close();
+        await third.close();
       }
     } finally {
       await rm(dataDir, { recursive: true, force: true });

@@ -38,6 +38,7 @@ import {
 import { listenChannel } from '../src/store/channels.ts';
 import { migrate } from '../src/store/migrate.ts';
 import { insertTenant } from '../src/store/tenants.ts';
+import { scheduleArtifactRemovals, takeDueArtifactRemovals } from '../src/store/artifacts.ts';
 import { testDatabaseUrl, testDatabases } from './helpers/databases.ts';
 
 /** One attempt's outcome through finishJobs: whether it was recorded. */
@@ -381,7 +382,7 @@ for (const database of testDatabases()) {
       }
     });
 
-    it('retention removes finished jobs and reports result artifacts nothing else uses', async () => {
+    it('retention removes finished jobs and, after a grace period, result artifacts nothing else uses', async () => {
       await clearJobs();
       const old = await insertJob(db, newJob(tenantA));
       const shared = await insertJob(db, newJob(tenantA));
@@ -392,8 +393,19 @@ for (const database of testDatabases()) {
       const running = await insertJob(db, newJob(tenantA));
       // `old` finished long ago: removed, and its result with it; `shared` finished recently: kept.
       await db.query(`UPDATE jobs SET finished_at = now() - interval '2 days' WHERE id = $1`, [old.id]);
-      const unused = await purgeFinishedJobs(db, 24 * 3600, 24 * 3600);
-      assert.deepEqual(unused, ['a'.repeat(64)]);
+      await purgeFinishedJobs(db, 24 * 3600, 24 * 3600);
+      const scheduled = await db.query<{ sha256: string; grace: boolean }>(
+        `SELECT sha256, due_at > now() + interval '50 minutes' AS grace FROM artifact_removals
+         WHERE sha256 = ANY($1)`,
+        [['a'.repeat(64), 'b'.repeat(64)]],
+      );
+      assert.deepEqual(scheduled, [{ sha256: 'a'.repeat(64), grace: true }]);
+      // Due, it is taken once; a removal whose artifact is in use again by then is dropped instead.
+      await db.query(`UPDATE artifact_removals SET due_at = now() - interval '1 second'`);
+      assert.deepEqual(await takeDueArtifactRemovals(db), ['a'.repeat(64)]);
+      assert.deepEqual(await takeDueArtifactRemovals(db), []);
+      await scheduleArtifactRemovals(db, ['b'.repeat(64)], 0);
+      assert.deepEqual(await takeDueArtifactRemovals(db), [], 'b is still the result of a job');
       assert.equal(await selectJob(db, tenantA, old.id), undefined);
       assert.ok(await selectJob(db, tenantA, shared.id));
       assert.ok(await selectJob(db, tenantA, running.id));

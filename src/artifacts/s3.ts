@@ -90,9 +90,10 @@ export async function openS3ArtifactStore(options: S3ArtifactStoreOptions): Prom
       await client.send(new HeadObjectCommand({ Bucket: bucket, Key: objectKey(sha256) }));
       return true;
     } catch (error) {
-      // A HEAD answer has no body, so a missing key is told by its status alone. (AWS answers 403 instead
-      // when the credentials may not list the bucket.)
-      if (s3StatusOf(error) === 404) return false;
+      // A HEAD answer has no body, so a missing key is told by its status alone. AWS answers 403 instead
+      // when the credentials may not list the bucket: the upload then tells whether they may write.
+      const status = s3StatusOf(error);
+      if (status === 404 || status === 403) return false;
       throw error;
     }
   }

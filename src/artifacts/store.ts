@@ -39,6 +39,11 @@ export async function storeContent(
   const staged = Buffer.isBuffer(whole)
     ? await artifacts.stage(Readable.from([whole]), whole.length)
     : await artifacts.stage(Readable.from(whole), Number.MAX_SAFE_INTEGER);
-  await staged.commit();
+  try {
+    await staged.commit();
+  } catch (error) {
+    await staged.discard();
+    throw error;
+  }
   return staged.sha256;
 }

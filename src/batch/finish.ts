@@ -1,23 +1,26 @@
 // A batch's last step, once none of its parts is left to run: its output and its row errors are joined
 // from the parts' objects into one object each (a CSV header, then the parts' rows in order), the batch
-// records them and has finished, and the parts' objects (their input rows too) are removed. The worker
-// that finished the last part does it, a cancel does it, and housekeeping does it for a batch whose last
-// worker died first. Done twice at once, both store the same objects and one records them.
+// records them and has finished, and the parts' objects (their input rows too) are removed after the grace
+// period. The worker that finished the last part does it, a cancel does it, and housekeeping does it for a
+// batch whose last worker died first; one at a time, under a lease.
 import type { ArtifactStore } from '../artifacts/store.ts';
 import { storeContent } from '../artifacts/store.ts';
-import { unreferencedArtifacts } from '../store/artifacts.ts';
-import { finishBatch, selectBatchParts, selectDoneBatch } from '../store/batches.ts';
+import { scheduleArtifactRemovals } from '../store/artifacts.ts';
+import { claimDoneBatch, finishBatch, selectBatchParts } from '../store/batches.ts';
 import type { Db } from '../store/db.ts';
 import { formatRows } from './part.ts';
 import { outputColumns, type BatchPlan } from './plan.ts';
 
-/** Finishes batch `id` if none of its parts is left to run; true when this call finished it. */
+/** How long a join may take before another worker may try it again (after a failure, say). */
+const FINISH_LEASE_SECONDS = 15 * 60;
+
+/** Finishes batch `id` if none of its parts is left to run and no one else is at it; true when this call did. */
 export async function finishBatchIfDone(
   deps: { db: Db; artifacts: ArtifactStore },
   id: string,
 ): Promise<boolean> {
   const { db, artifacts } = deps;
-  const batch = await selectDoneBatch(db, id);
+  const batch = await claimDoneBatch(db, id, FINISH_LEASE_SECONDS);
   if (!batch) return false;
   const plan = batch.plan as BatchPlan;
   const parts = await selectBatchParts(db, id);
@@ -46,12 +49,9 @@ export async function finishBatchIfDone(
     ),
   };
   if (!(await finishBatch(db, id, files))) return false;
-  const partObjects = parts.flatMap((part) => [part.input, part.result?.output, part.result?.errors]);
-  // The batch's own files are among those still referenced, should a part's object be the same content.
-  const unused = await unreferencedArtifacts(
+  await scheduleArtifactRemovals(
     db,
-    partObjects.filter((sha256) => sha256 !== undefined),
+    parts.flatMap((part) => [part.input, part.result?.output, part.result?.errors]),
   );
-  for (const sha256 of unused) await artifacts.remove(sha256);
   return true;
 }

@@ -22,6 +22,10 @@ export const PART_MAX_BYTES = 32 * 1024 * 1024;
 
 const BYTE_ORDER_MARK = Buffer.from([0xef, 0xbb, 0xbf]);
 const NEWLINE = Buffer.from('\n');
+const QUOTE = 0x22;
+
+/** A line of spaces and tabs only (JSONL skips them, as JSON.parse would not). */
+const isBlank = (line: Buffer) => line.every((byte) => byte === 0x20 || byte === 0x09);
 
 /** Counts bytes on the way through and fails with payload_too_large beyond `maxBytes`. */
 function byteLimit(maxBytes: number): Transform {
@@ -50,7 +54,7 @@ function columnsOf(format: BatchFormat, firstLine: Buffer): string[] {
     return Object.keys(record);
   }
   try {
-    const [header] = parse(firstLine, { bom: true, relax_column_count: true }) as string[][];
+    const [header] = parse(firstLine, { relax_column_count: true }) as string[][];
     if (!header || header.length === 0) throw notThisFormat(format, 'no header');
     return header;
   } catch (error) {
@@ -89,20 +93,28 @@ export async function splitInput(
   let pendingBytes = 0;
 
   /** Adds a row to the part; true once the part is full. */
-  const take = (row: Buffer): boolean => {
+  const take = (line: Buffer): boolean => {
+    if (format === 'jsonl' && isBlank(line)) return false;
     if (!columns) {
+      const row = line.subarray(0, 3).equals(BYTE_ORDER_MARK) ? line.subarray(3) : line;
       columns = columnsOf(format, row);
       // A CSV header is not a row; the first JSONL object is.
       if (format === 'csv') return false;
+      line = row;
     }
-    if (!plan) {
-      const cells = rowCells(format, columns, row);
-      if (typeof cells === 'string') throw notThisFormat(format, `row 1 is ${cells}`);
-      plan = options.planFor(columns, cells);
+    // A quote where CSV allows none (`5" screen`) would take the rows after it into this one; csv-parse
+    // refuses it, and so is the file, as it was when csv-parse read every row here.
+    const cells =
+      plan && (format === 'jsonl' || !line.includes(QUOTE)) ? undefined : rowCells(format, columns, line);
+    if (typeof cells === 'string') {
+      throw new ModelgateError('invalid_input', `row ${rowsTotal + 1} is ${cells}`, {
+        details: { row: rowsTotal + 1 },
+      });
     }
-    pending.push(row, NEWLINE);
+    if (!plan) plan = options.planFor(columns, cells!);
+    pending.push(line, NEWLINE);
     pendingRows++;
-    pendingBytes += row.length + 1;
+    pendingBytes += line.length + 1;
     rowsTotal++;
     return pendingRows >= options.partRows || pendingBytes >= PART_MAX_BYTES;
   };
@@ -118,12 +130,8 @@ export async function splitInput(
   };
 
   try {
-    let first = true;
-    for await (const data of limited) {
-      let chunk = data as Buffer;
-      if (first && chunk.subarray(0, 3).equals(BYTE_ORDER_MARK)) chunk = chunk.subarray(3);
-      first = false;
-      for (const row of splitter.push(chunk)) if (take(row)) await flush();
+    for await (const chunk of limited) {
+      for (const row of splitter.push(chunk as Buffer)) if (take(row)) await flush();
     }
     for (const row of splitter.end()) if (take(row)) await flush();
   } catch (error) {

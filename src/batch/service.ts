@@ -1,7 +1,8 @@
 // Batch runs as the gateway offers them: submit a file (split into parts, each a durable job queued as it
 // is stored; the 202 once all are committed), read status and progress, list, cancel, and stream the
 // output or the errors once the batch has finished (finish.ts).
-import { Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
+import type { Logger } from 'pino';
 import type { ArtifactStore } from '../artifacts/store.ts';
 import type { Config } from '../config/config.ts';
 import { ModelgateError } from '../errors.ts';
@@ -55,6 +56,7 @@ export class BatchService {
       predictor: Predictor;
       artifacts: ArtifactStore;
       config: Pick<Config, 'jobMaxAttempts' | 'jobTimeoutMs' | 'batchUploadLimitBytes'>;
+      logger: Logger;
     },
   ) {}
 
@@ -82,18 +84,28 @@ export class BatchService {
             batch = { id, tenantId, modelName, modelVersion: resolved.version.version, plan, ...settings };
             await insertBatch(db, batch);
           }
-          await queueBatchParts(db, batch, index, [
-            JSON.stringify({ batchPart: { ...part, batchId: id, plan } } satisfies PartInput),
-          ]);
+          const input = JSON.stringify({ batchPart: { ...part, batchId: id, plan } } satisfies PartInput);
+          if (!(await queueBatchParts(db, batch, index, [input]))) {
+            throw new ModelgateError('conflict', `batch ${id} was canceled while its file was arriving`, {
+              details: { batch_id: id },
+            });
+          }
         },
       });
       await completeBatchUpload(db, id, rowsTotal, parts);
-      // Workers may have run every part before the upload was complete: none of them finished the batch.
-      await finishBatchIfDone(this.deps, id);
     } catch (error) {
-      if (batch) await this.cancelAndFinish(tenantId, id).catch(() => undefined);
+      if (batch) {
+        await this.cancelAndFinish(tenantId, id).catch((cancelError: unknown) =>
+          this.deps.logger.error({ err: cancelError, batch: id }, 'canceling a refused batch failed'),
+        );
+      }
       throw error;
     }
+    // Workers may have run every part before the upload was complete: none of them finished the batch. If
+    // this fails, housekeeping finishes it.
+    await finishBatchIfDone(this.deps, id).catch((error: unknown) =>
+      this.deps.logger.error({ err: error, batch: id }, 'finishing a batch failed'),
+    );
     return this.get(tenantId, id);
   }
 

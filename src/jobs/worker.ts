@@ -42,7 +42,13 @@ import {
   WORKERS_CHANNEL,
 } from '../store/workers.ts';
 import { WriteBatcher } from '../store/write-batcher.ts';
-import { cancelStalledUploads, purgeFinishedBatches, selectDoneBatchIds } from '../store/batches.ts';
+import {
+  cancelStalledUploads,
+  purgeFinishedBatches,
+  selectDoneBatchIds,
+  type PartResult,
+} from '../store/batches.ts';
+import { scheduleArtifactRemovals, takeDueArtifactRemovals } from '../store/artifacts.ts';
 import { finishBatchIfDone } from '../batch/finish.ts';
 import { storeResult } from './results.ts';
 import { isPartInput, runBatchPart } from '../batch/part.ts';
@@ -282,11 +288,19 @@ export class JobWorker {
     // Not recorded: the job was canceled, or its lease ran out and another worker has it now.
     if (!recorded) {
       logger.info({ job: job.id, attempt: job.attempts }, 'job result discarded: lease lost');
+      // What it stored goes, unless the attempt that was recorded stored the same.
+      const stored = 'result' in outcome ? outcome.result : undefined;
+      if (isPartInput(job.input) && stored) {
+        const { output, errors } = stored as PartResult;
+        await scheduleArtifactRemovals(this.deps.db, [output, errors]).catch((error: unknown) =>
+          logger.warn({ err: error, job: job.id }, 'could not schedule the removal of a discarded output'),
+        );
+      }
       return 'lost';
     }
     if ('retry' in outcome) return 'retried';
     // The last part of a batch to finish finishes the batch.
-    if (isPartInput(job.input)) await this.finishBatch(job.input.batchPart.batchId);
+    if (isPartInput(job.input)) await this.finishDoneBatch(job.input.batchPart.batchId);
     return outcome.status;
   }
 
@@ -348,7 +362,7 @@ export class JobWorker {
   }
 
   /** Joins a batch's files once none of its parts is left to run; a failure leaves it to housekeeping. */
-  private async finishBatch(batchId: string): Promise<void> {
+  private async finishDoneBatch(batchId: string): Promise<void> {
     try {
       if (await finishBatchIfDone(this.deps, batchId)) {
         this.deps.logger.info({ worker: this.id, batch: batchId }, 'batch finished');
@@ -365,13 +379,11 @@ export class JobWorker {
     if (stalled > 0)
       logger.warn({ worker: this.id, batches: stalled }, 'canceled batches whose upload stopped');
     // Batches whose last part finished in a worker that died before finishing the batch, or canceled ones.
-    for (const batchId of await selectDoneBatchIds(db)) await this.finishBatch(batchId);
+    for (const batchId of await selectDoneBatchIds(db)) await this.finishDoneBatch(batchId);
     const keySeconds = Math.max(config.jobRetentionSeconds, MIN_KEY_RETENTION_SECONDS);
-    const unused = [
-      ...(await purgeFinishedJobs(db, config.jobRetentionSeconds, keySeconds)),
-      ...(await purgeFinishedBatches(db, config.jobRetentionSeconds)),
-    ];
-    for (const sha256 of unused) await artifacts.remove(sha256);
+    await purgeFinishedJobs(db, config.jobRetentionSeconds, keySeconds);
+    await purgeFinishedBatches(db, config.jobRetentionSeconds);
+    for (const sha256 of await takeDueArtifactRemovals(db)) await artifacts.remove(sha256);
   }
 
   /**

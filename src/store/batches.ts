@@ -1,6 +1,6 @@
 // Queries on batch runs (0006_batches.sql). A batch row holds what was submitted; its parts are jobs
 // (jobs.batch_id, jobs.batch_part), and its status and progress are read from them.
-import { unreferencedArtifacts } from './artifacts.ts';
+import { scheduleArtifactRemovals } from './artifacts.ts';
 import type { Db, Queryable } from './db.ts';
 import { newId } from './ids.ts';
 import type { JobError, JobStatus } from './jobs.ts';
@@ -100,18 +100,23 @@ export async function insertBatch(db: Queryable, batch: NewBatch): Promise<void>
   );
 }
 
-/** queueBatchParts: one queued job per part input, numbered from `first`; workers may start on them at once. */
+/**
+ * queueBatchParts: one queued job per part input, numbered from `first`; workers may start on them at once.
+ * False, queueing nothing, when the batch has been canceled (the row lock orders this against cancelBatch).
+ */
 export async function queueBatchParts(
   db: Queryable,
   batch: NewBatch,
   first: number,
   inputs: readonly string[],
-): Promise<void> {
-  await db.query(
+): Promise<boolean> {
+  const queued = await db.query(
     `INSERT INTO jobs (id, tenant_id, model_name, model_version, input, max_attempts, timeout_ms, batch_id,
        batch_part)
      SELECT 'job_' || $1 || '_' || (part + $7), $2, $3, $4, input, $5, $6, $1, part + $7 - 1
-     FROM unnest($8::jsonb[]) WITH ORDINALITY AS p(input, part)`,
+     FROM unnest($8::jsonb[]) WITH ORDINALITY AS p(input, part)
+     WHERE EXISTS (SELECT 1 FROM batches WHERE id = $1 AND canceled_at IS NULL FOR SHARE)
+     RETURNING id`,
     [
       batch.id,
       batch.tenantId,
@@ -123,6 +128,7 @@ export async function queueBatchParts(
       inputs,
     ],
   );
+  return queued.length > 0;
 }
 
 /** completeBatchUpload($1 id, $2 rows, $3 parts): the whole file is in; its totals are final. */
@@ -198,16 +204,33 @@ export async function selectBatchParts(db: Queryable, batchId: string): Promise<
 const BATCH_DONE = `b.finished_at IS NULL AND (b.uploaded_at IS NOT NULL OR b.canceled_at IS NOT NULL)
   AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.batch_id = b.id AND j.status IN ('queued', 'running'))`;
 
-/** selectDoneBatch($1 id): the batch when it is done but not finished yet (its files not joined), else undefined. */
-export async function selectDoneBatch(db: Queryable, id: string): Promise<BatchRecord | undefined> {
-  const [row] = await db.query<BatchRecord>(`${BATCH_SELECT} WHERE b.id = $1 AND ${BATCH_DONE}`, [id]);
+/**
+ * claimDoneBatch($1 id, $2 seconds): when the batch is done but not finished and no one is joining its
+ * files, leases the join to the caller for that long and returns the batch; else undefined.
+ */
+export async function claimDoneBatch(
+  db: Queryable,
+  id: string,
+  leaseSeconds: number,
+): Promise<BatchRecord | undefined> {
+  const claimed = await db.query(
+    `UPDATE batches b SET finish_lease_until = now() + make_interval(secs => $2::float8)
+     WHERE b.id = $1 AND ${BATCH_DONE}
+       AND (b.finish_lease_until IS NULL OR b.finish_lease_until < now())
+     RETURNING b.id`,
+    [id, leaseSeconds],
+  );
+  if (claimed.length === 0) return undefined;
+  const [row] = await db.query<BatchRecord>(`${BATCH_SELECT} WHERE b.id = $1`, [id]);
   return row && withDates(row);
 }
 
-/** selectDoneBatchIds(): the batches done but not finished (their last worker died first), oldest first. */
+/** selectDoneBatchIds(): batches done but not finished and not being joined (their last worker died first). */
 export async function selectDoneBatchIds(db: Queryable): Promise<string[]> {
   const rows = await db.query<{ id: string }>(
-    `SELECT b.id FROM batches b WHERE ${BATCH_DONE} ORDER BY b.created_at LIMIT 100`,
+    `SELECT b.id FROM batches b
+     WHERE ${BATCH_DONE} AND (b.finish_lease_until IS NULL OR b.finish_lease_until < now())
+     ORDER BY b.created_at LIMIT 100`,
   );
   return rows.map((row) => row.id);
 }
@@ -231,16 +254,16 @@ export async function finishBatch(
 
 /**
  * purgeFinishedBatches($1 seconds): deletes the batches finished longer ago than that, with their parts;
- * returns their files' artifacts that nothing else uses any more.
+ * their files, unless something else uses them, are removed after the grace period.
  */
-export async function purgeFinishedBatches(db: Db, seconds: number): Promise<string[]> {
-  return db.transaction(async (tx) => {
+export async function purgeFinishedBatches(db: Db, seconds: number): Promise<void> {
+  await db.transaction(async (tx) => {
     const removed = await tx.query<{ output: string | null; errors: string | null }>(
       `DELETE FROM batches WHERE finished_at < now() - make_interval(secs => $1::float8)
        RETURNING output_sha256 AS output, errors_sha256 AS errors`,
       [seconds],
     );
-    return unreferencedArtifacts(
+    await scheduleArtifactRemovals(
       tx,
       removed.flatMap((batch) => [batch.output, batch.errors]),
     );

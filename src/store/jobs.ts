@@ -2,7 +2,7 @@
 // under a lease, renew it while they run, and finish, retry or release; a lease that runs out (a dead
 // worker) makes the job claimable again. Every write by a worker is fenced by (lease owner, attempt), so a
 // worker that lost its lease can never record a result over another's.
-import { unreferencedArtifacts } from './artifacts.ts';
+import { scheduleArtifactRemovals } from './artifacts.ts';
 import type { Db, Queryable } from './db.ts';
 import { newId } from './ids.ts';
 
@@ -393,11 +393,11 @@ export async function recoverExpiredLeases(db: Db): Promise<number> {
 }
 
 /**
- * Removes jobs finished more than `jobSeconds` ago and idempotency keys older than `keySeconds`; returns
- * the result artifacts no job or model version uses any more.
+ * Removes jobs finished more than `jobSeconds` ago and idempotency keys older than `keySeconds`; their
+ * result artifacts that nothing else uses are removed after the grace period.
  */
-export async function purgeFinishedJobs(db: Db, jobSeconds: number, keySeconds: number): Promise<string[]> {
-  return db.transaction(async (tx) => {
+export async function purgeFinishedJobs(db: Db, jobSeconds: number, keySeconds: number): Promise<void> {
+  await db.transaction(async (tx) => {
     const removed = await tx.query<{ resultSha256: string | null }>(
       `DELETE FROM jobs WHERE finished_at < now() - make_interval(secs => $1::float8) AND batch_id IS NULL
        RETURNING result_sha256 AS "resultSha256"`,
@@ -407,7 +407,7 @@ export async function purgeFinishedJobs(db: Db, jobSeconds: number, keySeconds: 
       `DELETE FROM idempotency_keys WHERE created_at < now() - make_interval(secs => $1::float8)`,
       [keySeconds],
     );
-    return unreferencedArtifacts(
+    await scheduleArtifactRemovals(
       tx,
       removed.map((row) => row.resultSha256),
     );
