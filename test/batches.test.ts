@@ -484,7 +484,9 @@ for (const database of databases) {
           )
         )[0]!;
       let first = await partZero();
+      const deadline = Date.now() + 30_000;
       while (first.status !== 'succeeded') {
+        if (Date.now() > deadline) assert.fail(`part 0 did not succeed: ${JSON.stringify(first)}`);
         await new Promise((resolve) => setTimeout(resolve, 20));
         first = await partZero();
       }

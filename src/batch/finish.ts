@@ -48,10 +48,13 @@ export async function finishBatchIfDone(
       ),
     ),
   };
-  if (!(await finishBatch(db, id, files))) return false;
-  await scheduleArtifactRemovals(
-    db,
-    parts.flatMap((part) => [part.input, part.result?.output, part.result?.errors]),
-  );
-  return true;
+  // One transaction: whoever sees the batch finished finds its parts' objects scheduled for removal.
+  return db.transaction(async (tx) => {
+    if (!(await finishBatch(tx, id, files))) return false;
+    await scheduleArtifactRemovals(
+      tx,
+      parts.flatMap((part) => [part.input, part.result?.output, part.result?.errors]),
+    );
+    return true;
+  });
 }
