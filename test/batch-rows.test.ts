@@ -142,7 +142,7 @@ describe('batch rows', () => {
               inputFormat: 'jsonl',
               outputFormat: 'jsonl',
               columns,
-              input: { name: 'x', features: [0] },
+              inputs: [{ name: 'x', features: [0] }],
               passthrough: [],
             };
           },

@@ -3,6 +3,7 @@
 // then predictions equal to /predict's), row errors with their row numbers, progress, the refusals
 // (format, size, columns, model, tenant, scope), cancel, list, and a part run twice storing the same output.
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { text as readText } from 'node:stream/consumers';
 import { parse } from 'csv-parse/sync';
@@ -49,6 +50,23 @@ const identityAndMeanModel = () =>
     ],
   });
 
+/** The address of empty content, which many objects share. */
+const EMPTY_SHA256 = createHash('sha256').digest('hex');
+
+/** z = x + y, on inputs of `width` values a row (none: one value a row, shape [batch]). */
+const addModel = (width?: number) => {
+  const shape = width === undefined ? ['batch'] : ['batch', width];
+  return buildModel({
+    name: 'add',
+    inputs: [
+      { name: 'x', type: 'float32', shape },
+      { name: 'y', type: 'float32', shape },
+    ],
+    outputs: [{ name: 'z', type: 'float32', shape }],
+    nodes: [{ opType: 'Add', inputs: ['x', 'y'], outputs: ['z'] }],
+  });
+};
+
 /** `rows` rows of `id,a,b,c,d,note` with distinct values. */
 function csvOf(rows: number): { text: string; values: number[][] } {
   const values = Array.from({ length: rows }, (_, r) => [r / 4, r % 7, -r, 0.5]);
@@ -75,6 +93,8 @@ for (const database of databases) {
       await deployModel(tp, key, 'identity', buildIdentityModel(4));
       await deployModel(tp, key, 'slow', buildSlowModel());
       await deployModel(tp, key, 'square', buildSquareModel());
+      await deployModel(tp, key, 'add2', addModel(2));
+      await deployModel(tp, key, 'add', addModel());
       const client = tp.client();
       otherTenantKey = (await client.createTenant('other')).admin_key.key;
       readKey = (await client.createKey({ scopes: ['read'] })).key;
@@ -96,6 +116,27 @@ for (const database of databases) {
       return { type: response.headers.get('content-type') ?? '', text: await response.text() };
     };
     const waitFinished = (id: string) => waitForBatch(tp, key, id);
+    /** Submits a CSV to `identity` in parts of 10 rows: `first` at once, `rest` once sendTheRest() is called. */
+    const uploadInTwo = (first: string, rest: string) => {
+      let sendTheRest!: () => void;
+      const theRest = new Promise<void>((resolve) => (sendTheRest = resolve));
+      const encoder = new TextEncoder();
+      const body = new ReadableStream<Uint8Array>({
+        async start(controller) {
+          controller.enqueue(encoder.encode(first));
+          await theRest;
+          controller.enqueue(encoder.encode(rest));
+          controller.close();
+        },
+      });
+      const answer = fetch(`${tp.url}/v1/models/identity/batches?part_rows=10`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${key}`, 'content-type': 'text/csv' },
+        body,
+        duplex: 'half',
+      } as RequestInit);
+      return { answer, sendTheRest };
+    };
     /** Makes the removals of `hashes` due, and removes every due artifact, as housekeeping does. */
     const removeDueArtifacts = async (hashes: string[]) => {
       const { db, artifacts } = tp.platform;
@@ -195,6 +236,48 @@ for (const database of databases) {
       assert.ok(batches[0]!.statuses.every((status) => ['canceled', 'succeeded'].includes(status)));
     });
 
+    it('a model with several inputs takes the columns named for each, or those named after the inputs', async () => {
+      const mapped = await submit(
+        'add2',
+        'id,p,q,r,s\n1,1,2,10,20\n2,3,4,30,x\n',
+        `?inputs=${encodeURIComponent('x:p,q;y:r,s')}`,
+      );
+      assert.equal(mapped.status, 202, JSON.stringify(mapped.body));
+      const done = await waitFinished(mapped.body.id);
+      assert.deepEqual([done.status, done.rows_done, done.rows_failed], ['succeeded', 1, 1]);
+      assert.equal((await fileText(done.id, 'output')).text, 'id,z_0,z_1\n1,11,22\n');
+      assert.equal(
+        (await fileText(done.id, 'errors')).text,
+        'row,error\n2,"column ""s"": not a number: ""x"""\n',
+      );
+
+      const named = await submit(
+        'add',
+        '{"y": 2, "note": "n", "x": 1}\n{"x": 5, "y": 6, "note": "m"}\n',
+        '',
+        'application/jsonl',
+      );
+      assert.equal(named.status, 202, JSON.stringify(named.body));
+      const namedDone = await waitFinished(named.body.id);
+      assert.equal(
+        (await fileText(namedDone.id, 'output')).text,
+        '{"note":"n","z":3}\n{"note":"m","z":11}\n',
+      );
+
+      const file = 'id,p,q\n1,2,3\n';
+      for (const [query, code] of [
+        ['', 'invalid_input'],
+        ['?features=p,q', 'invalid_input'],
+        [`?inputs=${encodeURIComponent('x:p;y:q;z:id')}`, 'invalid_input'],
+        [`?inputs=${encodeURIComponent('x:p')}`, 'invalid_input'],
+        [`?inputs=${encodeURIComponent('x:p;y:nope')}`, 'invalid_input'],
+        [`?inputs=${encodeURIComponent('x:p,;y:q')}`, 'bad_request'],
+        [`?inputs=x&features=p`, 'bad_request'],
+      ] as const) {
+        assertProblem(await submit('add', file, query), 400, code);
+      }
+    });
+
     it('JSONL in gives JSONL out by default, CSV out on request; a broken line is a row error', async () => {
       const text =
         '{"id": "a", "p": 1, "q": 2, "r": 3, "s": 4}\nnonsense\n{"id": "b", "p": 5, "q": 6, "r": 7, "s": 8}\n';
@@ -250,25 +333,12 @@ for (const database of databases) {
     it('parts run while the file is still arriving; a file refused part-way cancels what it queued', async () => {
       const { db } = tp.platform;
       const startedAt = new Date();
-      let sendTheRest!: () => void;
-      const theRest = new Promise<void>((resolve) => (sendTheRest = resolve));
-      const encoder = new TextEncoder();
-      const body = new ReadableStream<Uint8Array>({
-        async start(controller) {
-          // The first part's 10 rows, and the start of the next: a CSV record is only known to be whole
-          // once the byte after it has arrived.
-          controller.enqueue(encoder.encode(`a,b,c,d\n${'1,2,3,4\n'.repeat(10)}5,6,7,8\n`));
-          await theRest;
-          controller.enqueue(encoder.encode('5,6,7,8\n'.repeat(4)));
-          controller.close();
-        },
-      });
-      const answer = fetch(`${tp.url}/v1/models/identity/batches?part_rows=10`, {
-        method: 'POST',
-        headers: { authorization: `Bearer ${key}`, 'content-type': 'text/csv' },
-        body,
-        duplex: 'half',
-      } as RequestInit);
+      // The first part's 10 rows, and the start of the next: a CSV record is only known to be whole once the
+      // byte after it has arrived.
+      const { answer, sendTheRest } = uploadInTwo(
+        `a,b,c,d\n${'1,2,3,4\n'.repeat(10)}5,6,7,8\n`,
+        '5,6,7,8\n'.repeat(4),
+      );
       const deadline = Date.now() + 15_000;
       for (;;) {
         const [first] = await db.query<{ status: string }>(
@@ -307,23 +377,10 @@ for (const database of databases) {
     it('a batch canceled while its file arrives queues no more parts; the upload is refused', async () => {
       const { db } = tp.platform;
       const startedAt = new Date();
-      let sendTheRest!: () => void;
-      const theRest = new Promise<void>((resolve) => (sendTheRest = resolve));
-      const encoder = new TextEncoder();
-      const body = new ReadableStream<Uint8Array>({
-        async start(controller) {
-          controller.enqueue(encoder.encode(`a,b,c,d\n${'1,2,3,4\n'.repeat(10)}5,6,7,8\n`));
-          await theRest;
-          controller.enqueue(encoder.encode('5,6,7,8\n'.repeat(25)));
-          controller.close();
-        },
-      });
-      const answer = fetch(`${tp.url}/v1/models/identity/batches?part_rows=10`, {
-        method: 'POST',
-        headers: { authorization: `Bearer ${key}`, 'content-type': 'text/csv' },
-        body,
-        duplex: 'half',
-      } as RequestInit);
+      const { answer, sendTheRest } = uploadInTwo(
+        `a,b,c,d\n${'1,2,3,4\n'.repeat(10)}5,6,7,8\n`,
+        '5,6,7,8\n'.repeat(25),
+      );
       let batchId: string | undefined;
       const deadline = Date.now() + 15_000;
       while (!batchId) {
@@ -533,7 +590,11 @@ for (const database of databases) {
       );
       assert.equal(parts.length, 4);
       // The parts' objects stay for the grace period (another batch may have just stored the same), then go.
-      const partObjects = parts.flatMap((part) => [part.input, part.output, part.errors]);
+      // Not the empty errors object of a part without row errors: every such part, and the errors file of a
+      // JSONL batch without any, share it; it stays while anything uses it.
+      const partObjects = parts
+        .flatMap((part) => [part.input, part.output, part.errors])
+        .filter((sha256) => sha256 !== EMPTY_SHA256);
       for (const sha256 of partObjects) await readText(await artifacts.read(sha256));
       const scheduled = await db.query<{ sha256: string }>(
         `SELECT sha256 FROM artifact_removals WHERE sha256 = ANY($1) AND due_at > now() + interval '50 minutes'`,
@@ -556,7 +617,7 @@ for (const database of databases) {
         inputFormat: 'csv',
         outputFormat: 'csv',
         columns: ['id', 'a'],
-        input: { name: 'x', features: [1] },
+        inputs: [{ name: 'x', features: [1] }],
         passthrough: [0],
       };
       const [tenant] = await db.query<{ id: string }>(`SELECT id FROM tenants WHERE name = 'default'`);
@@ -610,7 +671,9 @@ for (const database of databases) {
         `SELECT output_sha256 AS output, errors_sha256 AS errors FROM batches WHERE id = $1`,
         [batch.id],
       );
-      const partObjects = parts.filter((sha256) => sha256 !== files!.output && sha256 !== files!.errors);
+      const partObjects = parts.filter(
+        (sha256) => sha256 !== files!.output && sha256 !== files!.errors && sha256 !== EMPTY_SHA256,
+      );
       await removeDueArtifacts(partObjects);
       for (const sha256 of partObjects) {
         await assert.rejects(

@@ -60,16 +60,18 @@ export async function runBatchPart(
   let predictionNames: string[] = [];
   let rows = 0;
 
-  const spec = signature.inputs[0]!;
-  const inner = spec.shape.slice(1);
-  const innerShape = inner.every((dim) => typeof dim === 'number' && dim >= 0)
-    ? (inner as number[])
-    : [plan.input.features.length];
+  // Each input's shape past the batch dimension: as the model says, or the width of its columns.
+  const innerShapes = signature.inputs.map((spec, i) => {
+    const inner = spec.shape.slice(1);
+    return inner.every((dim) => typeof dim === 'number' && dim >= 0)
+      ? (inner as number[])
+      : [plan.inputs[i]!.features.length];
+  });
 
   /** One chunk of rows: its row errors are noted at once (in order); its output rows come formatted. */
   const runChunk = async (chunk: Buffer[], firstRowOfChunk: number): Promise<string> => {
     const usable: unknown[][] = [];
-    const features: number[] = [];
+    const features: number[][] = signature.inputs.map(() => []);
     chunk.forEach((row, index) => {
       const cells = rowCells(plan.inputFormat, plan.columns, row);
       const error = typeof cells === 'string' ? cells : readFeatures(plan, cells, features);
@@ -77,9 +79,12 @@ export async function runBatchPart(
       else errors.push([firstRowOfChunk + index, error]);
     });
     if (usable.length === 0) return '';
-    const tensors = {
-      [spec.name]: tensorFromJson(spec.name, spec.datatype, [usable.length, ...innerShape], features),
-    };
+    const tensors = Object.fromEntries(
+      signature.inputs.map((spec, i) => [
+        spec.name,
+        tensorFromJson(spec.name, spec.datatype, [usable.length, ...innerShapes[i]!], features[i]!),
+      ]),
+    );
     const prediction = await deps.predictor.predict(
       job.tenantId,
       job.modelName,

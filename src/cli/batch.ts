@@ -8,6 +8,7 @@ import { pipeline } from 'node:stream/promises';
 import { SingleBar } from 'cli-progress';
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import { batchFormatOfName } from '../batch/source-url.ts';
+import { parseInputMap } from '../batch/plan.ts';
 import type { BatchInfo, BatchRunOptions, ModelgateClient } from '../client/client.ts';
 import { clientFor, output, table, withApiOptions, type ApiOptions } from './shared.ts';
 
@@ -18,6 +19,13 @@ const FINISHED = new Set(['succeeded', 'failed', 'canceled']);
 const PROGRESS_INTERVAL_MS = 1000;
 
 const columnList = (value: string) => value.split(',').map((name) => name.trim());
+const inputMap = (value: string) => {
+  try {
+    return parseInputMap(value);
+  } catch (error) {
+    throw new InvalidArgumentError((error as Error).message);
+  }
+};
 
 function positiveInteger(value: string): number {
   const number = Number(value);
@@ -132,6 +140,11 @@ export function registerBatchCommands(program: Command): void {
       'columns that feed the model, in order (default: the numeric ones)',
       columnList,
     )
+    .option(
+      '--inputs <map>',
+      'the columns of each model input, `x:a,b;mask:m` (default: the columns named after the inputs)',
+      inputMap,
+    )
     .option('--passthrough <columns>', 'columns copied to the output (default: all the others)', columnList)
     .addOption(
       new Option('--output-format <format>', 'csv or jsonl (default: as the input)').choices([
@@ -150,6 +163,7 @@ export function registerBatchCommands(program: Command): void {
           version?: number;
           format?: Format;
           features?: string[];
+          inputs?: Record<string, string[]>;
           passthrough?: string[];
           outputFormat?: Format;
           partRows?: number;
@@ -161,6 +175,7 @@ export function registerBatchCommands(program: Command): void {
         const { submitted, format } = await submitInput(client, file, options, {
           version: options.version,
           features: options.features,
+          inputs: options.inputs,
           passthrough: options.passthrough,
           output: options.outputFormat,
           partRows: options.partRows,

@@ -125,7 +125,10 @@ export interface BatchInfo {
 /** How a batch runs, whichever way its input is given. */
 export interface BatchRunOptions {
   version?: number;
+  /** The columns of a model's only input. */
   features?: string[];
+  /** The columns of each model input, by input name. */
+  inputs?: Record<string, string[]>;
   passthrough?: string[];
   output?: 'csv' | 'jsonl';
   partRows?: number;
@@ -149,6 +152,11 @@ function batchSubmitPath(model: string, options: BatchRunOptions): string {
   return withQuery(`/v1/models/${encodeURIComponent(model)}/batches`, {
     version: options.version,
     features: options.features?.join(','),
+    inputs:
+      options.inputs &&
+      Object.entries(options.inputs)
+        .map(([name, columns]) => `${name}:${columns.join(',')}`)
+        .join(';'),
     passthrough: options.passthrough?.join(','),
     output: options.output,
     part_rows: options.partRows,

@@ -6,7 +6,7 @@ import { Readable } from 'node:stream';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { batchStatus } from '../../batch/service.ts';
-import { BATCH_FORMATS, type BatchFormat } from '../../batch/plan.ts';
+import { BATCH_FORMATS, parseInputMap, type BatchFormat } from '../../batch/plan.ts';
 import { ModelgateError } from '../../errors.ts';
 import type { BatchSources } from '../../batch/source.ts';
 import type { BatchRecord } from '../../store/batches.ts';
@@ -34,6 +34,18 @@ const submitQuery = z
   .object({
     version: z.coerce.number().int().min(1).optional(),
     features: columnList.optional(),
+    // `x:a,b;mask:m`: the columns of each model input.
+    inputs: z
+      .string()
+      .transform((text, context) => {
+        try {
+          return parseInputMap(text);
+        } catch (error) {
+          context.addIssue({ code: 'custom', message: (error as Error).message });
+          return z.NEVER;
+        }
+      })
+      .optional(),
     passthrough: z
       .string()
       .transform((text) => (text === '' ? [] : text.split(',').map((name) => name.trim())))
@@ -154,6 +166,7 @@ function registerSubmitRoute(app: FastifyInstance, { batches, batchSources }: Ht
           source: input.source,
           options: {
             features: query.features,
+            inputs: query.inputs,
             passthrough: query.passthrough,
             outputFormat: query.output,
             partRows: query.part_rows,
