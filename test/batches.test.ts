@@ -492,6 +492,31 @@ for (const database of databases) {
       assert.ok(jobs.body.jobs.every((job: { id: string }) => !job.id.includes(submitted.body.id)));
     });
 
+    it('a part waits for room in a full model queue; a chunk past the job timeout fails its part', async () => {
+      // 1,000 rows of the slow model, one part: 4 chunks of 256 rows in flight, where the model runs one
+      // chunk at a time and queues 1 more.
+      const header = Array.from({ length: 1024 }, (_, i) => `c${i}`).join(',');
+      const rows = Array.from({ length: 1000 }, (_, r) =>
+        Array.from({ length: 1024 }, () => r % 3).join(','),
+      );
+      const file = `${header}\n${rows.join('\n')}\n`;
+      const deployWith = async (name: string, json: unknown) => {
+        await deployModel(tp, key, name, buildSlowModel());
+        const patched = await tp.call('PATCH', `/v1/models/${name}`, { key, json: { settings: json } });
+        assert.equal(patched.status, 200, JSON.stringify(patched.body));
+      };
+      await deployWith('slow-queue', { maxQueueSize: 1, maxBatchSize: 256, jobMaxAttempts: 1 });
+      const queued = await submit('slow-queue', file, '?part_rows=1000');
+      const done = await waitFinished(queued.body.id);
+      assert.deepEqual([done.status, done.rows_done], ['succeeded', 1000], JSON.stringify(done));
+
+      await deployWith('slow-late', { jobTimeoutMs: 100, jobMaxAttempts: 1 });
+      const late = await submit('slow-late', file, '?part_rows=1000');
+      const failed = await waitFinished(late.body.id);
+      assert.equal(failed.status, 'failed');
+      assert.equal(failed.error.code, 'timeout');
+    });
+
     it('cancel stops the parts not yet run; the output of an unfinished batch is 409', async () => {
       // 4 parts of 400 rows: each takes the slow model about 1.7 s.
       const rows = Array.from({ length: 1600 }, (_, r) =>

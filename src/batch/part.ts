@@ -4,6 +4,7 @@
 // part; the row errors follow. Both in input order. The same part run twice stores the same content, so
 // its artifacts are the same objects, never duplicates.
 import { storeContent, type ArtifactStore } from '../artifacts/store.ts';
+import { isModelgateError } from '../errors.ts';
 import { tensorFromJson, tensorToJson } from '../runtime/tensor.ts';
 import type { Predictor } from '../serving/predictor.ts';
 import type { PartResult } from '../store/batches.ts';
@@ -49,6 +50,29 @@ export function formatRows(
     .join('');
 }
 
+/** Longest a chunk waits, in all, for room in a model's full queue before its part fails. */
+const QUEUE_FULL_PATIENCE_MS = 60_000;
+
+/**
+ * `predict()`, waiting for room while the model's queue is full (real-time traffic, or other parts, fill
+ * it): a batch yields to them rather than failing its part, for QUEUE_FULL_PATIENCE_MS at most.
+ */
+async function predictWhenQueued<T>(predict: () => Promise<T>): Promise<T> {
+  let waitedMs = 0;
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await predict();
+    } catch (error) {
+      if (!(isModelgateError(error) && error.code === 'queue_full') || waitedMs >= QUEUE_FULL_PATIENCE_MS) {
+        throw error;
+      }
+      const delayMs = Math.min(1000, 10 * 2 ** attempt) * (0.5 + Math.random() / 2);
+      await new Promise((resolve) => setTimeout(resolve, delayMs));
+      waitedMs += delayMs;
+    }
+  }
+}
+
 /** Runs the part `job` names through its model, whose signature the caller has resolved. */
 export async function runBatchPart(
   job: JobRecord,
@@ -85,12 +109,8 @@ export async function runBatchPart(
         tensorFromJson(spec.name, spec.datatype, [usable.length, ...innerShapes[i]!], features[i]!),
       ]),
     );
-    const prediction = await deps.predictor.predict(
-      job.tenantId,
-      job.modelName,
-      job.modelVersion,
-      tensors,
-      job.timeoutMs,
+    const prediction = await predictWhenQueued(() =>
+      deps.predictor.predict(job.tenantId, job.modelName, job.modelVersion, tensors, job.timeoutMs),
     );
     const outputs = Object.entries(prediction.outputs).map(([name, tensor]) => {
       const values = tensorToJson(tensor);
