@@ -243,10 +243,12 @@ describe('batch input by reference (PGlite)', () => {
       413,
       'payload_too_large',
     );
-    // Query options are checked as for uploads; the model after the object was opened (and closed again).
+    // Query options and the model are checked as for uploads, before the object is opened.
     assertProblem(await submitReference({ input }, '?output=xml'), 400, 'bad_request');
+    const readsBefore = s3.requestsFor('incoming/rows.csv').length;
     const unknownModel = await tp.call('POST', '/v1/models/nope/batches', { key, json: { input } });
     assertProblem(unknownModel, 404, 'model_not_found');
+    assert.equal(s3.requestsFor('incoming/rows.csv').length, readsBefore, 'the object was not opened');
     const file = join(inDir, 'rows.csv');
     const unknownModelFile = await tp.call('POST', '/v1/models/nope/batches', {
       key,

@@ -109,6 +109,11 @@ export class BatchService {
     return this.get(tenantId, id);
   }
 
+  /** Fails as submit would for a model or version that is not there, before its input is opened. */
+  checkModel(tenantId: string, modelName: string, version: number | undefined): void {
+    this.deps.predictor.resolve(tenantId, modelName, version);
+  }
+
   async get(tenantId: string, id: string): Promise<BatchRecord> {
     const batch = await selectBatch(this.deps.db, tenantId, id);
     if (!batch) throw batchNotFound(id);

@@ -155,6 +155,8 @@ function registerSubmitRoute(app: FastifyInstance, { batches, batchSources }: Ht
     { config: { scope: 'predict' }, bodyLimit: REFERENCE_BODY_LIMIT_BYTES },
     async (request, reply) => {
       const query = parseWith(submitQuery, request.query, 'query');
+      // Before an object in storage is opened (a GetObject) for a model that is not there.
+      batches.checkModel(principalOf(request).tenantId, request.params.name, query.version);
       const input = await batchInput(request, batchSources);
       let batch: BatchRecord;
       try {
