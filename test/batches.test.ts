@@ -608,18 +608,18 @@ for (const database of databases) {
         await readText(await artifacts.read(batch!.errors)),
         'row,error\n31,"column ""b"": not a number: ""x"""\n',
       );
-      const parts = await db.query<{ input: string; output: string; errors: string }>(
+      const parts = await db.query<{ input: string; output: string; errors: string | null }>(
         `SELECT input->'batchPart'->>'input' AS input, result->>'output' AS output, result->>'errors' AS errors
          FROM jobs WHERE batch_id = $1`,
         [done.id],
       );
       assert.equal(parts.length, 4);
       // The parts' objects stay for the grace period (another batch may have just stored the same), then go.
-      // Not the empty errors object of a part without row errors: every such part, and the errors file of a
-      // JSONL batch without any, share it; it stays while anything uses it.
+      // A part without row errors stores none. Empty content is one object that many share (the errors file
+      // of a JSONL batch without any): it stays while anything uses it.
       const partObjects = parts
         .flatMap((part) => [part.input, part.output, part.errors])
-        .filter((sha256) => sha256 !== EMPTY_SHA256);
+        .filter((sha256): sha256 is string => sha256 !== null && sha256 !== EMPTY_SHA256);
       for (const sha256 of partObjects) await readText(await artifacts.read(sha256));
       const scheduled = await db.query<{ sha256: string }>(
         `SELECT sha256 FROM artifact_removals WHERE sha256 = ANY($1) AND due_at > now() + interval '50 minutes'`,

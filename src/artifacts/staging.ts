@@ -9,6 +9,21 @@ import { pipeline } from 'node:stream/promises';
 import { ModelgateError } from '../errors.ts';
 import type { StagedArtifact } from './store.ts';
 
+/** Passes bytes on, and fails with `payload_too_large` ("<what> exceeds N bytes") beyond `maxBytes`. */
+export function byteLimit(maxBytes: number, what: string): Transform {
+  let seen = 0;
+  return new Transform({
+    transform(chunk: Buffer, _encoding, callback) {
+      seen += chunk.length;
+      if (seen > maxBytes) {
+        callback(new ModelgateError('payload_too_large', `${what} exceeds ${maxBytes} bytes`));
+        return;
+      }
+      callback(null, chunk);
+    },
+  });
+}
+
 export interface StagedFile {
   /** A new file under the staging folder; the caller renames, uploads or removes it. */
   path: string;
@@ -24,20 +39,16 @@ export async function stageFile(source: Readable, maxBytes: number, stagingDir: 
   const path = join(stagingDir, randomUUID());
   const hash = createHash('sha256');
   let sizeBytes = 0;
-  const meter = new Transform({
+  const hasher = new Transform({
     transform(chunk: Buffer, _encoding, callback) {
       sizeBytes += chunk.length;
-      if (sizeBytes > maxBytes) {
-        callback(new ModelgateError('payload_too_large', `the upload exceeds ${maxBytes} bytes`));
-        return;
-      }
       hash.update(chunk);
       callback(null, chunk);
     },
   });
   const file = createWriteStream(path);
   try {
-    await pipeline(source, meter, file);
+    await pipeline(source, byteLimit(maxBytes, 'the upload'), hasher, file);
   } catch (error) {
     // The file may still be opening when the pipeline fails: removed before it exists, it would stay.
     if (!file.closed) await new Promise<void>((resolve) => file.once('close', () => resolve()));

@@ -44,7 +44,7 @@ export async function finishBatchIfDone(
       artifacts,
       join(
         ['row', 'error'],
-        results.map((result) => result.errors),
+        results.flatMap((result) => (result.errors === null ? [] : [result.errors])),
       ),
     ),
   };

@@ -3,12 +3,11 @@
 // stored, so that memory holds one part at most whatever the size of the file, and work on the first parts
 // starts while the rest arrives.
 import type { Readable } from 'node:stream';
-import { Transform } from 'node:stream';
-import { parse } from 'csv-parse/sync';
+import { byteLimit } from '../artifacts/staging.ts';
 import { storeContent, type ArtifactStore } from '../artifacts/store.ts';
 import { ModelgateError } from '../errors.ts';
 import type { BatchFormat, BatchPlan } from './plan.ts';
-import { jsonObject, rowCells, RowSplitter } from './rows.ts';
+import { csvCells, jsonObject, rowCells, RowSplitter } from './rows.ts';
 
 /** One part of the input as stored: its artifact, and the number of its first row (from 1) and its rows. */
 export interface InputPart {
@@ -27,21 +26,6 @@ const QUOTE = 0x22;
 /** A line of spaces and tabs only (JSONL skips them, as JSON.parse would not). */
 const isBlank = (line: Buffer) => line.every((byte) => byte === 0x20 || byte === 0x09);
 
-/** Counts bytes on the way through and fails with payload_too_large beyond `maxBytes`. */
-function byteLimit(maxBytes: number): Transform {
-  let seen = 0;
-  return new Transform({
-    transform(chunk: Buffer, _encoding, callback) {
-      seen += chunk.length;
-      if (seen > maxBytes) {
-        callback(new ModelgateError('payload_too_large', `the batch input exceeds ${maxBytes} bytes`));
-        return;
-      }
-      callback(null, chunk);
-    },
-  });
-}
-
 const notThisFormat = (format: BatchFormat, why: string) =>
   new ModelgateError('invalid_input', `the body is not ${format === 'csv' ? 'CSV' : 'JSONL'}: ${why}`);
 
@@ -53,14 +37,9 @@ function columnsOf(format: BatchFormat, firstLine: Buffer): string[] {
     if (typeof record === 'string') throw notThisFormat(format, `line 1 is ${record}`);
     return Object.keys(record);
   }
-  try {
-    const [header] = parse(firstLine, { relax_column_count: true }) as string[][];
-    if (!header || header.length === 0) throw notThisFormat(format, 'no header');
-    return header;
-  } catch (error) {
-    if (error instanceof ModelgateError) throw error;
-    throw notThisFormat(format, (error as Error).message);
-  }
+  const header = csvCells(firstLine);
+  if (typeof header === 'string') throw new ModelgateError('invalid_input', `the header is ${header}`);
+  return header;
 }
 
 /**
@@ -80,7 +59,7 @@ export async function splitInput(
     onPart(part: InputPart, index: number, plan: BatchPlan): Promise<void>;
   },
 ): Promise<{ plan: BatchPlan; parts: number; rowsTotal: number }> {
-  const limited = source.pipe(byteLimit(options.maxBytes));
+  const limited = source.pipe(byteLimit(options.maxBytes, 'the batch input'));
   source.on('error', (error) => limited.destroy(error));
   const splitter = new RowSplitter(format);
   let columns: string[] | undefined;

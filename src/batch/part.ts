@@ -5,6 +5,7 @@
 // its artifacts are the same objects, never duplicates.
 import { storeContent, type ArtifactStore } from '../artifacts/store.ts';
 import { isModelgateError } from '../errors.ts';
+import { retryDelayMs } from '../jobs/backoff.ts';
 import { tensorFromJson, tensorToJson } from '../runtime/tensor.ts';
 import type { Predictor } from '../serving/predictor.ts';
 import type { PartResult } from '../store/batches.ts';
@@ -59,14 +60,14 @@ const QUEUE_FULL_PATIENCE_MS = 60_000;
  */
 async function predictWhenQueued<T>(predict: () => Promise<T>): Promise<T> {
   let waitedMs = 0;
-  for (let attempt = 0; ; attempt++) {
+  for (let attempt = 1; ; attempt++) {
     try {
       return await predict();
     } catch (error) {
       if (!(isModelgateError(error) && error.code === 'queue_full') || waitedMs >= QUEUE_FULL_PATIENCE_MS) {
         throw error;
       }
-      const delayMs = Math.min(1000, 10 * 2 ** attempt) * (0.5 + Math.random() / 2);
+      const delayMs = retryDelayMs(10, attempt, 1000);
       await new Promise((resolve) => setTimeout(resolve, delayMs));
       waitedMs += delayMs;
     }
@@ -165,7 +166,11 @@ export async function runBatchPart(
   const output = await storeContent(deps.artifacts, outputText());
   return {
     output,
-    errors: await storeContent(deps.artifacts, formatRows(plan.outputFormat, ['row', 'error'], errors)),
+    // Most parts have no row errors: nothing is stored (nor joined, nor removed) for them.
+    errors:
+      errors.length === 0
+        ? null
+        : await storeContent(deps.artifacts, formatRows(plan.outputFormat, ['row', 'error'], errors)),
     rows,
     failed: errors.length,
     predictionColumns: predictionNames,

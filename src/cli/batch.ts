@@ -10,11 +10,10 @@ import { type Command, InvalidArgumentError, Option } from 'commander';
 import { batchFormatOfName } from '../batch/source-url.ts';
 import { parseInputMap } from '../batch/plan.ts';
 import type { BatchInfo, BatchRunOptions, ModelgateClient } from '../client/client.ts';
-import { clientFor, output, table, withApiOptions, type ApiOptions } from './shared.ts';
+import { FINISHED, clientFor, output, table, withApiOptions, type ApiOptions } from './shared.ts';
 
 const CONTENT_TYPES = { csv: 'text/csv', jsonl: 'application/jsonl' } as const;
 type Format = keyof typeof CONTENT_TYPES;
-const FINISHED = new Set(['succeeded', 'failed', 'canceled']);
 /** How often `--wait` reads the batch's progress. */
 const PROGRESS_INTERVAL_MS = 1000;
 

@@ -1,7 +1,7 @@
 // `modelgate jobs submit|get|list|cancel`: async jobs through the API; --wait follows a job to its end.
 import { type Command, InvalidArgumentError } from 'commander';
 import type { JobInfo } from '../client/client.ts';
-import { clientFor, output, table, withApiOptions, type ApiOptions } from './shared.ts';
+import { FINISHED, clientFor, output, table, withApiOptions, type ApiOptions } from './shared.ts';
 
 /** Longest single long poll the server allows; longer waits poll again. */
 const POLL_SECONDS = 60;
@@ -24,8 +24,6 @@ function parseJson(value: string): Record<string, unknown> {
     '--data must be a JSON object, e.g. \'{"instances": [[5.1, 3.5, 1.4, 0.2]]}\'',
   );
 }
-
-const FINISHED = new Set(['succeeded', 'failed', 'canceled']);
 
 /** Long-polls until the job finishes or `seconds` pass. */
 async function waitFor(options: ApiOptions, id: string, seconds: number) {

@@ -2,6 +2,9 @@
 import type { Command } from 'commander';
 import { ModelgateClient } from '../client/client.ts';
 
+/** The statuses of a job or batch that has finished, one way or another. */
+export const FINISHED = new Set(['succeeded', 'failed', 'canceled']);
+
 export interface ApiOptions {
   url: string;
   key?: string;

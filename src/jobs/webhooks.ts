@@ -9,7 +9,7 @@ import { ensureWebhookSecret } from '../store/tenants.ts';
 import { postWebhook } from '../webhooks/send.ts';
 import { webhookHeaders } from '../webhooks/signature.ts';
 import { jobView } from './view.ts';
-import { retryDelayMs } from './worker.ts';
+import { retryDelayMs } from './backoff.ts';
 
 export type WebhookConfig = Pick<
   Config,

@@ -52,6 +52,7 @@ import { scheduleArtifactRemovals, takeDueArtifactRemovals } from '../store/arti
 import { finishBatchIfDone } from '../batch/finish.ts';
 import { storeResult } from './results.ts';
 import { isPartInput, runBatchPart } from '../batch/part.ts';
+import { retryDelayMs } from './backoff.ts';
 
 export type WorkerConfig = Pick<
   Config,
@@ -69,7 +70,6 @@ export type WorkerConfig = Pick<
 const RETRYABLE = new Set(['inference_failed', 'timeout', 'queue_full', 'internal', 'not_ready']);
 /** Idempotency keys live at least this long, whatever the job retention. */
 const MIN_KEY_RETENTION_SECONDS = 24 * 3600;
-const MAX_RETRY_DELAY_MS = 5 * 60_000;
 const HOUSEKEEPING_INTERVAL_MS = 60_000;
 /** A batch upload with no new part for this long has lost its gateway: its batch is canceled. */
 const STALLED_UPLOAD_SECONDS = 600;
@@ -83,12 +83,6 @@ function hashOf(text: string): number {
   let hash = 0x811c9dc5;
   for (let i = 0; i < text.length; i++) hash = Math.imul(hash ^ text.charCodeAt(i), 0x01000193) >>> 0;
   return hash;
-}
-
-/** Exponential backoff with jitter: base × 2^(attempt-1), capped, then a random 50-100% of it. */
-export function retryDelayMs(baseMs: number, attempt: number): number {
-  const full = Math.min(baseMs * 2 ** (attempt - 1), MAX_RETRY_DELAY_MS);
-  return Math.round(full * (0.5 + Math.random() / 2));
 }
 
 export class JobWorker {

@@ -13,8 +13,8 @@ export type BatchStatus = 'queued' | 'running' | 'succeeded' | 'failed' | 'cance
 export interface PartResult {
   /** Artifact with the part's output rows (no header), in input order. */
   output: string;
-  /** Artifact with the part's row errors, in input order. */
-  errors: string;
+  /** Artifact with the part's row errors, in input order; null when it had none. */
+  errors: string | null;
   rows: number;
   failed: number;
   /** The prediction columns, as the output header names them. */
@@ -31,15 +31,12 @@ export interface BatchRecord {
   partsTotal: number;
   canceledAt: Date | null;
   createdAt: Date;
-  /** When the whole file was in; until then parts_total and rows_total grow. */
-  uploadedAt: Date | null;
   /** When every part had finished and the output and errors were joined into one object each. */
   finishedAt: Date | null;
   outputSha256: string | null;
   errorsSha256: string | null;
   /** Parts by status, rows done and failed in finished parts, and when parts started and finished. */
   progress: {
-    partsQueued: number;
     partsRunning: number;
     partsSucceeded: number;
     partsFailed: number;
@@ -62,10 +59,9 @@ export interface BatchPart {
 
 const BATCH_SELECT = `SELECT b.id, b.tenant_id AS "tenantId", b.model_name AS "modelName",
     b.model_version AS "modelVersion", b.plan, b.rows_total AS "rowsTotal", b.parts_total AS "partsTotal",
-    b.canceled_at AS "canceledAt", b.created_at AS "createdAt", b.uploaded_at AS "uploadedAt",
+    b.canceled_at AS "canceledAt", b.created_at AS "createdAt",
     b.finished_at AS "finishedAt", b.output_sha256 AS "outputSha256", b.errors_sha256 AS "errorsSha256",
     (SELECT json_build_object(
-       'partsQueued', count(*) FILTER (WHERE j.status = 'queued'),
        'partsRunning', count(*) FILTER (WHERE j.status = 'running'),
        'partsSucceeded', count(*) FILTER (WHERE j.status = 'succeeded'),
        'partsFailed', count(*) FILTER (WHERE j.status IN ('failed', 'canceled')),
@@ -206,23 +202,21 @@ const BATCH_DONE = `b.finished_at IS NULL AND (b.uploaded_at IS NOT NULL OR b.ca
 
 /**
  * claimDoneBatch($1 id, $2 seconds): when the batch is done but not finished and no one is joining its
- * files, leases the join to the caller for that long and returns the batch; else undefined.
+ * files, leases the join to the caller for that long and returns the batch's plan; else undefined.
  */
 export async function claimDoneBatch(
   db: Queryable,
   id: string,
   leaseSeconds: number,
-): Promise<BatchRecord | undefined> {
-  const claimed = await db.query(
+): Promise<{ plan: unknown } | undefined> {
+  const [claimed] = await db.query<{ plan: unknown }>(
     `UPDATE batches b SET finish_lease_until = now() + make_interval(secs => $2::float8)
      WHERE b.id = $1 AND ${BATCH_DONE}
        AND (b.finish_lease_until IS NULL OR b.finish_lease_until < now())
-     RETURNING b.id`,
+     RETURNING b.plan`,
     [id, leaseSeconds],
   );
-  if (claimed.length === 0) return undefined;
-  const [row] = await db.query<BatchRecord>(`${BATCH_SELECT} WHERE b.id = $1`, [id]);
-  return row && withDates(row);
+  return claimed;
 }
 
 /** selectDoneBatchIds(): batches done but not finished and not being joined (their last worker died first). */
