@@ -10,6 +10,7 @@ import { after, before, describe, it } from 'node:test';
 import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { createS3Client } from '../src/artifacts/s3.ts';
 import { assertProblem, deployModel, waitForBatch } from './helpers/api.ts';
+import { waitUntil } from './helpers/processes.ts';
 import { buildIdentityModel, startTestPlatform, type TestPlatform } from './helpers/platform.ts';
 import { startTestS3Server, type TestS3Server } from './helpers/s3.ts';
 
@@ -27,16 +28,15 @@ const JSONL = '{"id": "a", "p": 1, "q": 2, "r": 3, "s": 4}\n{"id": "b", "p": 5, 
  * looks for at the end.
  */
 async function waitClosed(path: string): Promise<void> {
-  const deadline = Date.now() + 5000;
-  for (;;) {
-    const descriptors = await readdir('/proc/self/fd');
-    const targets = await Promise.all(
-      descriptors.map((fd) => readlink(`/proc/self/fd/${fd}`).catch(() => '')),
-    );
-    if (!targets.includes(path)) return;
-    if (Date.now() > deadline) assert.fail(`${path} is still open`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
+  await waitUntil(
+    `${path} to be closed`,
+    async () => {
+      const descriptors = await readdir('/proc/self/fd');
+      return Promise.all(descriptors.map((fd) => readlink(`/proc/self/fd/${fd}`).catch(() => '')));
+    },
+    (targets) => !targets.includes(path),
+    { timeoutMs: 5000, intervalMs: 20 },
+  );
 }
 
 describe('batch input by reference (PGlite)', () => {

@@ -21,6 +21,7 @@ import {
 import { takeDueArtifactRemovals } from '../src/store/artifacts.ts';
 import { buildModel } from '../examples/onnx-writer.ts';
 import { assertProblem, deployModel, waitForBatch } from './helpers/api.ts';
+import { waitUntil } from './helpers/processes.ts';
 import { testDatabaseUrl } from './helpers/databases.ts';
 import {
   buildIdentityModel,
@@ -333,24 +334,24 @@ for (const database of databases) {
     it('parts run while the file is still arriving; a file refused part-way cancels what it queued', async () => {
       const { db } = tp.platform;
       const startedAt = new Date();
-      // The first part's 10 rows, and the start of the next: a CSV record is only known to be whole once the
-      // byte after it has arrived.
+      // The first part's 10 rows, and a row of the next.
       const { answer, sendTheRest } = uploadInTwo(
         `a,b,c,d\n${'1,2,3,4\n'.repeat(10)}5,6,7,8\n`,
         '5,6,7,8\n'.repeat(4),
       );
-      const deadline = Date.now() + 15_000;
-      for (;;) {
-        const [first] = await db.query<{ status: string }>(
-          `SELECT j.status FROM jobs j JOIN batches b ON b.id = j.batch_id
-           WHERE b.uploaded_at IS NULL AND b.created_at >= $1 AND j.batch_part = 0`,
-          [startedAt],
-        );
-        if (first?.status === 'succeeded') break;
-        if (Date.now() > deadline)
-          assert.fail(`the first part did not run while the file arrived: ${first?.status}`);
-        await new Promise((resolve) => setTimeout(resolve, 50));
-      }
+      await waitUntil(
+        'the first part to run while the file arrives',
+        async () =>
+          (
+            await db.query<{ status: string }>(
+              `SELECT j.status FROM jobs j JOIN batches b ON b.id = j.batch_id
+               WHERE b.uploaded_at IS NULL AND b.created_at >= $1 AND j.batch_part = 0`,
+              [startedAt],
+            )
+          )[0]?.status,
+        (status) => status === 'succeeded',
+        { timeoutMs: 15_000 },
+      );
       sendTheRest();
       const response = await answer;
       const submitted = (await response.json()) as { id: string; rows_total: number; parts_total: number };
@@ -381,16 +382,17 @@ for (const database of databases) {
         `a,b,c,d\n${'1,2,3,4\n'.repeat(10)}5,6,7,8\n`,
         '5,6,7,8\n'.repeat(25),
       );
-      let batchId: string | undefined;
-      const deadline = Date.now() + 15_000;
-      while (!batchId) {
-        if (Date.now() > deadline) assert.fail('the first part was not queued');
-        await new Promise((resolve) => setTimeout(resolve, 20));
-        [{ id: batchId } = { id: undefined }] = await db.query<{ id: string }>(
-          `SELECT b.id FROM batches b JOIN jobs j ON j.batch_id = b.id WHERE b.created_at >= $1`,
-          [startedAt],
-        );
-      }
+      const [queued] = await waitUntil(
+        'the first part to be queued',
+        () =>
+          db.query<{ id: string }>(
+            `SELECT b.id FROM batches b JOIN jobs j ON j.batch_id = b.id WHERE b.created_at >= $1`,
+            [startedAt],
+          ),
+        (rows) => rows.length > 0,
+        { timeoutMs: 15_000 },
+      );
+      const batchId = queued!.id;
       const canceled = await tp.call('POST', `/v1/batches/${batchId}/cancel`, { key });
       assert.equal(canceled.body.status, 'canceled');
       sendTheRest();
@@ -446,24 +448,24 @@ for (const database of databases) {
            WHERE uploaded_at IS NULL AND created_at >= $1`,
           [startedAt],
         );
-      const deadline = Date.now() + 15_000;
-      let batch: { id: string; canceled: boolean } | undefined;
-      while (!(batch = (await uploading())[0])) {
-        if (Date.now() > deadline) assert.fail('the first part was never queued');
-        await new Promise((resolve) => setTimeout(resolve, 50));
-      }
+      const [batch] = await waitUntil('the first part to be queued', uploading, (rows) => rows.length > 0, {
+        timeoutMs: 15_000,
+      });
       aborter.abort();
       assert.ok((await answer) instanceof Error);
-      for (;;) {
-        const [now] = await db.query<{ canceled: boolean }>(
-          `SELECT canceled_at IS NOT NULL AS canceled FROM batches WHERE id = $1`,
-          [batch.id],
-        );
-        if (now!.canceled) break;
-        if (Date.now() > deadline) assert.fail(`batch ${batch.id} was not canceled after the client left`);
-        await new Promise((resolve) => setTimeout(resolve, 50));
-      }
-      const shown = await tp.call('GET', `/v1/batches/${batch.id}`, { key });
+      await waitUntil(
+        `batch ${batch!.id} to be canceled after the client left`,
+        async () =>
+          (
+            await db.query<{ canceled: boolean }>(
+              `SELECT canceled_at IS NOT NULL AS canceled FROM batches WHERE id = $1`,
+              [batch!.id],
+            )
+          )[0]!.canceled,
+        (canceled) => canceled,
+        { timeoutMs: 15_000 },
+      );
+      const shown = await tp.call('GET', `/v1/batches/${batch!.id}`, { key });
       assert.equal(shown.body.status, 'canceled');
     });
 
@@ -565,13 +567,7 @@ for (const database of databases) {
             [submitted.body.id],
           )
         )[0]!;
-      let first = await partZero();
-      const deadline = Date.now() + 30_000;
-      while (first.status !== 'succeeded') {
-        if (Date.now() > deadline) assert.fail(`part 0 did not succeed: ${JSON.stringify(first)}`);
-        await new Promise((resolve) => setTimeout(resolve, 20));
-        first = await partZero();
-      }
+      const first = await waitUntil('part 0 to succeed', partZero, (part) => part.status === 'succeeded');
       // As if the worker that ran it had died before recording it, while the next part runs: it runs again.
       await db.query(
         `UPDATE jobs SET status = 'queued', result = NULL, finished_at = NULL WHERE batch_id = $1 AND batch_part = 0`,

@@ -10,7 +10,7 @@ import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { generateKey } from '../src/auth/keys.ts';
-import { ModelgateProcess } from './helpers/processes.ts';
+import { ModelgateProcess, waitUntil } from './helpers/processes.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 
@@ -62,13 +62,11 @@ describe('the build', () => {
     });
     assert.equal(submitted.status, 202, await submitted.clone().text());
     const { id } = (await submitted.json()) as { id: string };
-    const deadline = Date.now() + 30_000;
-    let status = '';
-    while (Date.now() < deadline) {
-      status = ((await (await call(`/v1/batches/${id}`)).json()) as { status: string }).status;
-      if (status !== 'queued' && status !== 'running') break;
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
+    const status = await waitUntil(
+      `batch ${id} to finish`,
+      async () => ((await (await call(`/v1/batches/${id}`)).json()) as { status: string }).status,
+      (current) => current !== 'queued' && current !== 'running',
+    );
     assert.equal(status, 'succeeded');
     const output = await (await call(`/v1/batches/${id}/output`)).text();
     assert.equal(output.trim().split('\n').length, 3);

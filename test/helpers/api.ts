@@ -2,6 +2,7 @@
 // model uploads as a raw body or a multipart form.
 import assert from 'node:assert/strict';
 import type { TestPlatform } from './platform.ts';
+import { waitUntil } from './processes.ts';
 
 type Response = Awaited<ReturnType<TestPlatform['call']>>;
 
@@ -55,12 +56,11 @@ export async function deployModel(tp: TestPlatform, key: string, name: string, b
 
 /** The batch once it is no longer queued or running (within 30 s), as GET /v1/batches/{id} gives it. */
 export async function waitForBatch(tp: TestPlatform, key: string, id: string) {
-  const deadline = Date.now() + 30_000;
-  for (;;) {
-    const batch = await tp.call('GET', `/v1/batches/${id}`, { key });
-    assert.equal(batch.status, 200, JSON.stringify(batch.body));
-    if (!['queued', 'running'].includes(batch.body.status)) return batch.body;
-    if (Date.now() > deadline) assert.fail(`batch ${id} did not finish: ${JSON.stringify(batch.body)}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
+  const batch = await waitUntil(
+    `batch ${id} to finish`,
+    () => tp.call('GET', `/v1/batches/${id}`, { key }),
+    (response) => response.status !== 200 || !['queued', 'running'].includes(response.body.status),
+  );
+  assert.equal(batch.status, 200, JSON.stringify(batch.body));
+  return batch.body;
 }
