@@ -17,12 +17,12 @@ import {
   queueBatchParts,
   selectBatch,
   type BatchRecord,
-  type BatchStatus,
   type NewBatch,
 } from '../store/batches.ts';
 import type { Db } from '../store/db.ts';
 import { splitInput } from './input.ts';
 import { finishBatchIfDone } from './finish.ts';
+import { batchStatus } from './view.ts';
 import type { PartInput } from './part.ts';
 import { planBatch, type BatchFormat, type BatchPlan, type PlanOptions } from './plan.ts';
 
@@ -37,14 +37,6 @@ export interface SubmitBatch {
 
 /** Rows per part unless the submit says otherwise: a part is one job, one claim, one output object. */
 export const DEFAULT_PART_ROWS = 10_000;
-
-export function batchStatus(batch: BatchRecord): BatchStatus {
-  const { progress, partsTotal } = batch;
-  if (batch.canceledAt) return 'canceled';
-  if (batch.finishedAt) return progress.partsSucceeded === partsTotal ? 'succeeded' : 'failed';
-  // Parts still to arrive or to run, or the output still being joined.
-  return progress.partsRunning + progress.partsSucceeded + progress.partsFailed > 0 ? 'running' : 'queued';
-}
 
 const batchNotFound = (id: string) =>
   new ModelgateError('batch_not_found', `no batch ${id} in your tenant`, { details: { batch_id: id } });

@@ -35,7 +35,7 @@ export interface BatchRecord {
   finishedAt: Date | null;
   outputSha256: string | null;
   errorsSha256: string | null;
-  /** Parts by status, rows done and failed in finished parts, and when parts started and finished. */
+  /** Parts by status, rows done and failed in finished parts, when the first part started, and the first error. */
   progress: {
     partsRunning: number;
     partsSucceeded: number;
@@ -43,7 +43,6 @@ export interface BatchRecord {
     rowsDone: number;
     rowsFailed: number;
     startedAt: Date | null;
-    lastFinishedAt: Date | null;
     /** The first part that failed for good, if any. */
     error: JobError | null;
   };
@@ -68,7 +67,6 @@ const BATCH_SELECT = `SELECT b.id, b.tenant_id AS "tenantId", b.model_name AS "m
        'rowsDone', coalesce(sum((j.result->>'rows')::int) FILTER (WHERE j.status = 'succeeded'), 0),
        'rowsFailed', coalesce(sum((j.result->>'failed')::int) FILTER (WHERE j.status = 'succeeded'), 0),
        'startedAt', min(j.started_at),
-       'lastFinishedAt', max(j.finished_at),
        'error', (array_agg(j.error ORDER BY j.batch_part) FILTER (WHERE j.status = 'failed'))[1])
      FROM jobs j WHERE j.batch_id = b.id) AS progress
   FROM batches b`;
@@ -77,7 +75,6 @@ const BATCH_SELECT = `SELECT b.id, b.tenant_id AS "tenantId", b.model_name AS "m
 function withDates(batch: BatchRecord): BatchRecord {
   const { progress } = batch;
   progress.startedAt = progress.startedAt ? new Date(progress.startedAt) : null;
-  progress.lastFinishedAt = progress.lastFinishedAt ? new Date(progress.lastFinishedAt) : null;
   return batch;
 }
 

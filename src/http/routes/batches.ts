@@ -5,7 +5,7 @@
 import { Readable } from 'node:stream';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
-import { batchStatus } from '../../batch/service.ts';
+import { batchView } from '../../batch/view.ts';
 import { BATCH_FORMATS, parseInputMap, type BatchFormat } from '../../batch/plan.ts';
 import { ModelgateError } from '../../errors.ts';
 import type { BatchSources } from '../../batch/source.ts';
@@ -71,44 +71,6 @@ const listQuery = z
   .strict();
 
 type IdParams = { Params: { id: string } };
-
-export function batchView(batch: BatchRecord, nowMs = Date.now()) {
-  const { progress } = batch;
-  const status = batchStatus(batch);
-  const finished = status === 'succeeded' || status === 'failed' || status === 'canceled';
-  const finishedAt = finished ? (progress.lastFinishedAt ?? batch.canceledAt) : null;
-  const rowsSeen = progress.rowsDone + progress.rowsFailed;
-  const elapsedSeconds = progress.startedAt
-    ? ((finishedAt ?? new Date(nowMs)).getTime() - progress.startedAt.getTime()) / 1000
-    : 0;
-  const rowsPerSecond = elapsedSeconds > 0 ? rowsSeen / elapsedSeconds : null;
-  return {
-    id: batch.id,
-    model: batch.modelName,
-    version: batch.modelVersion,
-    status,
-    rows_total: batch.rowsTotal,
-    rows_done: progress.rowsDone,
-    rows_failed: progress.rowsFailed,
-    parts_total: batch.partsTotal,
-    parts_done: progress.partsSucceeded,
-    rows_per_second: rowsPerSecond === null ? null : Math.round(rowsPerSecond * 10) / 10,
-    eta_seconds:
-      !finished && rowsPerSecond
-        ? Math.round(((batch.rowsTotal - rowsSeen) / rowsPerSecond) * 10) / 10
-        : null,
-    created_at: batch.createdAt,
-    started_at: progress.startedAt,
-    finished_at: finishedAt,
-    error: progress.error,
-    links: {
-      self: `/v1/batches/${batch.id}`,
-      output: `/v1/batches/${batch.id}/output`,
-      errors: `/v1/batches/${batch.id}/errors`,
-      cancel: `/v1/batches/${batch.id}/cancel`,
-    },
-  };
-}
 
 /**
  * The batch input as a stream of CSV or JSONL, and which of the two it is: the request body itself, or the
