@@ -7,6 +7,9 @@ export const ERROR_CODES = {
   invalid_input: 400,
   invalid_model: 400,
   unsupported_media_type: 415,
+  uri_too_long: 414,
+  headers_too_large: 431,
+  request_timeout: 408,
   unauthenticated: 401,
   key_revoked: 401,
   key_expired: 401,
@@ -24,6 +27,7 @@ export const ERROR_CODES = {
   idempotency_key_reused: 422,
   queue_full: 503,
   not_ready: 503,
+  lease_expired: 503,
   timeout: 504,
   inference_failed: 500,
   internal: 500,
@@ -31,18 +35,24 @@ export const ERROR_CODES = {
 
 export type ErrorCode = keyof typeof ERROR_CODES;
 
+/** The fields every problem document has: details may not use their names (they would be lost). */
+type ProblemField = 'type' | 'title' | 'status' | 'detail' | 'code' | 'instance' | 'request_id' | 'error';
+
+/** Extra fields of a problem document, e.g. the offending input's name. */
+export type ProblemDetails = Record<string, unknown> & { [field in ProblemField]?: never };
+
 export class ModelgateError extends Error {
   readonly code: ErrorCode;
   readonly status: number;
   /** Extra fields for the problem document (e.g. the offending input name). */
-  readonly details: Record<string, unknown> | undefined;
+  readonly details: ProblemDetails | undefined;
   /** Seconds a client should wait before retrying (sent as `Retry-After`). */
   readonly retryAfterSeconds: number | undefined;
 
   constructor(
     code: ErrorCode,
     message: string,
-    options: { cause?: unknown; details?: Record<string, unknown>; retryAfterSeconds?: number } = {},
+    options: { cause?: unknown; details?: ProblemDetails; retryAfterSeconds?: number } = {},
   ) {
     super(message, { cause: options.cause });
     this.name = 'ModelgateError';

@@ -7,7 +7,7 @@ import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { openArtifactStore, s3ConnectionOf } from './artifacts/open.ts';
 import type { ArtifactStore } from './artifacts/store.ts';
-import { bootstrapAccounts, type CreatedKey } from './auth/accounts.ts';
+import { Accounts, bootstrapAccounts, DEFAULT_TENANT, type CreatedKey } from './auth/accounts.ts';
 import { Authenticator } from './auth/authenticator.ts';
 import type { Config } from './config/config.ts';
 import { buildServer } from './http/server.ts';
@@ -17,16 +17,14 @@ import { OnnxRuntime } from './runtime/onnx.ts';
 import { Catalog } from './serving/catalog.ts';
 import { Predictor } from './serving/predictor.ts';
 import { subscribeChanges, type Change } from './store/changes.ts';
-import type { Db } from './store/db.ts';
+import { pingDatabase, type Db } from './store/db.ts';
 import { openStore } from './store/open.ts';
 import { selectTenantByName } from './store/tenants.ts';
-import { listAllModels } from './store/models.ts';
 import { JobService } from './jobs/service.ts';
 import { BatchService } from './batch/service.ts';
 import { BatchSources } from './batch/source.ts';
 import { JobWorker } from './jobs/worker.ts';
 import { WebhookDispatcher } from './jobs/webhooks.ts';
-import { DEFAULT_TENANT } from './auth/accounts.ts';
 
 export interface Platform {
   /** The HTTP server; absent in a worker-only process. */
@@ -40,6 +38,8 @@ export interface Platform {
   /** The admin key generated for a fresh database (print it once), if one was generated. */
   generatedAdminKey: CreatedKey | undefined;
   registry: Registry;
+  /** What serves predictions in this process (real-time and jobs): its catalogue and loaded versions. */
+  predictor: Predictor;
   db: Db;
   artifacts: ArtifactStore;
   close(): Promise<void>;
@@ -103,23 +103,12 @@ async function assemble(
   closers.push(() => predictor.close());
   const authenticator = new Authenticator(db);
 
-  const applyChange = async (change: Change) => {
-    if (change.kind === 'key') {
-      authenticator.forgetKey(change.keyId);
-      return;
-    }
-    const { previous, current, changed } = await catalog.refresh(change.tenantId, change.name);
-    if (!changed) return;
-    await predictor.onModelChanged(previous, current);
-    const latest = current?.versions.at(-1);
-    if (latest) await predictor.warm(latest);
-  };
   const registry = new Registry({
     db,
     artifacts,
     runtime,
     uploadLimitBytes: config.uploadLimitBytes,
-    onModelChanged: (tenantId, name) => applyChange({ kind: 'model', tenantId, name }),
+    onModelChanged: (tenantId, name) => predictor.refreshModel(tenantId, name),
   });
 
   const jobs = new JobService({ db, predictor, artifacts, config });
@@ -130,45 +119,45 @@ async function assemble(
   const app = http
     ? await buildServer({
         config,
-        db,
         logger,
         metrics,
         authenticator,
+        accounts: new Accounts({ db, authenticator }),
         registry,
         predictor,
         jobs,
         batches,
         batchSources,
         isReady: () => ready,
+        pingDatabase: () => pingDatabase(db),
       })
     : undefined;
   if (app) closers.push(() => app.close());
 
   const generatedAdminKey = http ? await bootstrapAccounts(db, config.adminKey) : undefined;
   await catalog.loadAll();
-  // Other processes on the same database announce their changes; ours arrive here too and are idempotent.
-  const apply = (change: Change) =>
-    applyChange(change).catch((error: unknown) =>
-      logger.error({ err: error, change }, 'applying a change failed'),
-    );
+  // Other processes on the same database announce their changes; ours arrive here too and change nothing.
+  const apply = async (change: Change) => {
+    if (change.kind === 'key') authenticator.forgetKey(change.keyId);
+    else await predictor.refreshModel(change.tenantId, change.name);
+  };
   // Notices missed while the listening connection was down: forget every key, re-read every model.
   const resync = async () => {
     authenticator.forgetKey();
-    const changes = new Map<string, Change>();
-    for (const model of [...catalog.entries().map((entry) => entry.model), ...(await listAllModels(db))]) {
-      const { tenantId, name } = model;
-      changes.set(`${tenantId}/${name}`, { kind: 'model', tenantId, name });
-    }
-    await Promise.all([...changes.values()].map(apply));
+    await predictor.refreshAll();
   };
   const unsubscribe = await subscribeChanges(
     db,
-    (change) => void apply(change),
+    (change) =>
+      void apply(change).catch((error: unknown) =>
+        logger.error({ err: error, change }, 'applying a change failed'),
+      ),
     () => void resync().catch((error: unknown) => logger.error({ err: error }, 'resynchronising failed')),
   );
   closers.push(unsubscribe);
   if (withExamples) await deployExamples(registry, db, logger);
-  // A gateway loads every model before it takes traffic; a worker-only process loads them on demand.
+  // A gateway loads every model before it takes traffic. A worker-only process loads a version when it first
+  // runs a job of it, and, like every process, the newest version of a model when a change reaches it.
   if (http) {
     await Promise.all(
       catalog.entries().map(async (entry) => {
@@ -188,7 +177,7 @@ async function assemble(
   }
   let worker: JobWorker | undefined;
   if (config.workers) {
-    worker = new JobWorker({ db, catalog, predictor, artifacts, logger, metrics, config });
+    worker = new JobWorker({ db, predictor, artifacts, logger, metrics, config });
     await worker.start();
     closers.push(() => worker!.drain());
     const webhooks = new WebhookDispatcher({ db, logger, config });
@@ -214,6 +203,7 @@ async function assemble(
     metricsUrl,
     generatedAdminKey,
     registry,
+    predictor,
     db,
     artifacts,
     async close() {

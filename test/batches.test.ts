@@ -18,7 +18,6 @@ import {
   queueBatchParts,
   selectDoneBatchIds,
 } from '../src/store/batches.ts';
-import { takeDueArtifactRemovals } from '../src/store/artifacts.ts';
 import { buildModel } from '../examples/onnx-writer.ts';
 import { assertProblem, deployModel, waitForBatch } from './helpers/api.ts';
 import { waitUntil } from './helpers/processes.ts';
@@ -27,6 +26,7 @@ import {
   buildIdentityModel,
   buildSlowModel,
   buildSquareModel,
+  removeDueArtifacts,
   startTestPlatform,
   type TestPlatform,
 } from './helpers/platform.ts';
@@ -138,16 +138,6 @@ for (const database of databases) {
       } as RequestInit);
       return { answer, sendTheRest };
     };
-    /** Makes the removals of `hashes` due, and removes every due artifact, as housekeeping does. */
-    const removeDueArtifacts = async (hashes: string[]) => {
-      const { db, artifacts } = tp.platform;
-      await db.query(
-        `UPDATE artifact_removals SET due_at = now() - interval '1 second' WHERE sha256 = ANY($1)`,
-        [hashes],
-      );
-      for (const sha256 of await takeDueArtifactRemovals(db)) await artifacts.remove(sha256);
-    };
-
     it('a CSV runs in parts; the output has every row in input order with /predict’s predictions', async () => {
       const { text, values } = csvOf(230);
       const submitted = await submit('means', text, '?features=a,b,c,d&part_rows=50');
@@ -622,7 +612,7 @@ for (const database of databases) {
         [partObjects],
       );
       assert.deepEqual(new Set(scheduled.map((row) => row.sha256)), new Set(partObjects));
-      await removeDueArtifacts(partObjects);
+      await removeDueArtifacts(tp.platform, partObjects);
       for (const sha256 of partObjects) {
         await assert.rejects(
           artifacts.read(sha256),
@@ -695,7 +685,7 @@ for (const database of databases) {
       const partObjects = parts.filter(
         (sha256) => sha256 !== files!.output && sha256 !== files!.errors && sha256 !== EMPTY_SHA256,
       );
-      await removeDueArtifacts(partObjects);
+      await removeDueArtifacts(tp.platform, partObjects);
       for (const sha256 of partObjects) {
         await assert.rejects(
           artifacts.read(sha256),
@@ -711,7 +701,7 @@ for (const database of databases) {
       assert.deepEqual(await db.query(`SELECT id FROM jobs WHERE batch_id = $1`, [batch.id]), []);
       // Its files stay for the grace period, then go.
       await readText(await artifacts.read(files!.output));
-      await removeDueArtifacts([files!.output, files!.errors]);
+      await removeDueArtifacts(tp.platform, [files!.output, files!.errors]);
       await assert.rejects(artifacts.read(files!.output));
       await assert.rejects(artifacts.read(files!.errors));
     });

@@ -9,6 +9,8 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { openLocalArtifactStore } from '../src/artifacts/local.ts';
+import { readResult, storeResult } from '../src/jobs/results.ts';
 import { insertJob, newJobId } from '../src/store/jobs.ts';
 import { verifyWebhook } from '../src/webhooks/signature.ts';
 import { assertProblem, deployModel } from './helpers/api.ts';
@@ -469,13 +471,26 @@ describe('jobs: results in the artifact store, private webhook targets refused',
     assert.match(row!.sha ?? '', /^[0-9a-f]{64}$/);
   });
 
-  it('a webhook to a loopback address is refused, recorded, and given up after the last attempt', async () => {
+  it('a webhook to a loopback address is refused at delivery, recorded, and given up after the last attempt', async () => {
     const receiver = await startReceiver();
     try {
-      const submitted = await tp.call('POST', '/v1/models/identity/jobs', {
-        key: tp.adminKey,
-        json: { instances: [[1, 2, 3]], webhook_url: receiver.url },
+      // A submit refuses such a URL (test/hostile-input.test.ts); one already stored (by a version before
+      // that check, or while the operator allowed private networks) is refused when it is delivered.
+      const [tenant] = await tp.platform.db.query<{ id: string }>(
+        `SELECT id FROM tenants WHERE name = 'default'`,
+      );
+      const queued = await insertJob(tp.platform.db, {
+        id: newJobId(),
+        tenantId: tenant!.id,
+        modelName: 'identity',
+        modelVersion: 1,
+        inputJson: JSON.stringify({ instances: [[1, 2, 3]] }),
+        priority: 0,
+        maxAttempts: 1,
+        timeoutMs: 60_000,
+        webhookUrl: receiver.url,
       });
+      const submitted = { body: { id: queued.id } };
       const job = await eventually(
         async () => (await tp.call('GET', `/v1/jobs/${submitted.body.id}`, { key: tp.adminKey })).body,
         (body) => body.webhook?.status === 'failed',
@@ -558,6 +573,40 @@ describe('jobs meeting a full model queue', () => {
     }
     const metrics = (await tp.call('GET', '/metrics')).body as string;
     assert.match(metrics, /modelgate_job_attempts_total\{model="identity",outcome="retried"\} [1-9]/);
+  });
+});
+
+describe('results', () => {
+  it('a small result stays inline; a large one, or one holding text jsonb cannot hold, goes to the store', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'modelgate-results-'));
+    const artifacts = await openLocalArtifactStore(dir);
+    try {
+      const read = async (outcome: Awaited<ReturnType<typeof storeResult>>) => {
+        const job = { result: outcome.result ?? null, resultSha256: outcome.resultSha256 ?? null };
+        return readResult(artifacts, job as Parameters<typeof readResult>[1]);
+      };
+      const small = { outputs: { label: ['a', 'b'] } };
+      const inline = await storeResult(artifacts, small, 1000);
+      assert.deepEqual(inline.result, small);
+      assert.equal(inline.resultSha256, undefined);
+
+      for (const result of [
+        { outputs: { text: ['x'.repeat(2000)] } },
+        { outputs: { text: ['a\u0000b'] } },
+        { outputs: { text: ['a\ud800'] } },
+      ]) {
+        const stored = await storeResult(artifacts, result, 1000);
+        assert.equal(stored.result, undefined);
+        assert.match(stored.resultSha256 ?? '', /^[0-9a-f]{64}$/);
+        assert.deepEqual(await read(stored), result);
+      }
+      // Text that only looks like an escape, and a surrogate pair, are stored inline.
+      const escaped = { outputs: { text: ['\\u0000 😀'] } };
+      assert.deepEqual((await storeResult(artifacts, escaped, 1000)).result, escaped);
+    } finally {
+      await artifacts.close();
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
 

@@ -13,6 +13,7 @@ import { testDatabaseUrl } from './helpers/databases.ts';
 import {
   buildIdentityModel,
   buildTwoInputModel,
+  removeDueArtifacts,
   startTestPlatform,
   type TestPlatform,
 } from './helpers/platform.ts';
@@ -368,7 +369,7 @@ describe('model registry (PGlite)', () => {
     );
   });
 
-  test('deleting a version removes it and its artifact when unused; the others stay and serve', async () => {
+  test('deleting a version removes it, and its artifact once unused for the grace period; the others serve', async () => {
     const identity = buildIdentityModel(5);
     const negate = buildNegateModel(5);
     await deployModel(tp, key, 'trimmed', identity);
@@ -384,6 +385,12 @@ describe('model registry (PGlite)', () => {
       404,
       'version_not_found',
     );
+    // Kept through the grace period: a deploy of the same bytes may be between storing them and its insert.
+    assert.ok(
+      (await storedArtifacts()).includes(sha256(negate)),
+      'the unused artifact waits for its removal',
+    );
+    await removeDueArtifacts(tp.platform, [sha256(negate)]);
     assert.ok(!(await storedArtifacts()).includes(sha256(negate)), 'the unused artifact is removed');
     assert.deepEqual(await predictRow(tp, key, '/v1/models/trimmed/versions/1/predict', row), {
       version: 1,
@@ -392,6 +399,7 @@ describe('model registry (PGlite)', () => {
 
     // Version 3 shares its artifact with version 1: removing it keeps the file; the newest left serves.
     assert.equal((await tp.call('DELETE', '/v1/models/trimmed/versions/3', { key })).status, 204);
+    await removeDueArtifacts(tp.platform, [sha256(identity)]);
     assert.ok((await storedArtifacts()).includes(sha256(identity)), 'a shared artifact stays');
     assert.deepEqual(await predictRow(tp, key, '/v1/models/trimmed/predict', row), { version: 1, y: row });
     assertProblem(
@@ -422,6 +430,7 @@ describe('model registry (PGlite)', () => {
     assert.ok(!listed.body.models.some((m: { name: string }) => m.name === 'doomed'));
     assertProblem(await tp.call('DELETE', '/v1/models/doomed', { key }), 404, 'model_not_found');
 
+    await removeDueArtifacts(tp.platform, [sha256(own), sha256(shared)]);
     const stored = await storedArtifacts();
     assert.ok(!stored.includes(sha256(own)), 'the artifact only the deleted model used is removed');
     assert.ok(stored.includes(sha256(shared)), 'the artifact another model uses stays');
@@ -431,7 +440,24 @@ describe('model registry (PGlite)', () => {
     });
 
     assert.equal((await tp.call('DELETE', '/v1/models/survivor', { key })).status, 204);
+    await removeDueArtifacts(tp.platform, [sha256(shared)]);
     assert.ok(!(await storedArtifacts()).includes(sha256(shared)), 'removed with its last user');
+  });
+
+  test('a deploy of the same bytes while a deleted model waits for removal keeps its artifact', async () => {
+    const bytes = buildNegateModel(7);
+    await deployModel(tp, key, 'replaced', bytes);
+    assert.equal((await tp.call('DELETE', '/v1/models/replaced', { key })).status, 204);
+    // The delete found the bytes unused; another deploy of them (it may have stored them already) records
+    // its version before the grace period ends.
+    assert.ok((await storedArtifacts()).includes(sha256(bytes)), 'not removed at once');
+    await deployModel(tp, key, 'replacement', bytes);
+    await removeDueArtifacts(tp.platform, [sha256(bytes)]);
+    assert.ok((await storedArtifacts()).includes(sha256(bytes)), 'the new version keeps its file');
+    assert.deepEqual(await predictRow(tp, key, '/v1/models/replacement/predict', [1, 2, 3, 4, 5, 6, 7]), {
+      version: 1,
+      y: [-1, -2, -3, -4, -5, -6, -7],
+    });
   });
 
   test('an unknown or non-numeric version is 404 version_not_found on every route', async () => {

@@ -267,12 +267,34 @@ for (const database of testDatabases()) {
       assert.equal(await cancelJob(db, tenantB, queued.id), undefined, "another tenant's job is not found");
     });
 
+    it('an error message quoting text jsonb cannot hold (NUL, a lone surrogate) is recorded with U+FFFD', async () => {
+      await clearJobs();
+      const retried = await insertJob(db, newJob(tenantA));
+      const failed = await insertJob(db, newJob(tenantA));
+      const jobs = await claimJobs(db, 'w1', 2, LEASE_MS);
+      const byId = new Map(jobs.map((job) => [job.id, job]));
+      const message = 'the runtime said "a\u0000b\ud800c"';
+      const error = { code: 'inference_failed', message } as const;
+      assert.equal(await retryJob(db, leaseOf(byId.get(retried.id)!, 'w1'), error, 0), true);
+      assert.equal(
+        await finishJob(db, leaseOf(byId.get(failed.id)!, 'w1'), { status: 'failed', error }),
+        true,
+      );
+      for (const id of [retried.id, failed.id]) {
+        const stored = await selectJob(db, tenantA, id);
+        assert.deepEqual(stored!.error, {
+          code: 'inference_failed',
+          message: 'the runtime said "a\ufffdb\ufffdc"',
+        });
+      }
+    });
+
     it('a failed outcome keeps the error; a webhook becomes due on any terminal status', async () => {
       await clearJobs();
       const job = await insertJob(db, newJob(tenantA, { webhookUrl: 'http://example.test/hook' }));
       assert.equal(job.webhookStatus, null);
       const [claimed] = await claimJobs(db, 'w1', 1, LEASE_MS);
-      const error = { code: 'invalid_input', message: 'input "x": expected shape [-1, 4]' };
+      const error = { code: 'invalid_input', message: 'input "x": expected shape [-1, 4]' } as const;
       assert.equal(await finishJob(db, leaseOf(claimed!, 'w1'), { status: 'failed', error }), true);
       const failed = await selectJob(db, tenantA, job.id);
       assert.equal(failed!.status, 'failed');

@@ -180,9 +180,46 @@ describe('webhook signatures', () => {
 });
 
 describe('webhook URLs', () => {
+  const publicOnly = { allowPrivateNetworks: false };
   test('an absolute http or https URL is accepted', () => {
-    assert.equal(checkWebhookUrl('https://hooks.example.com/modelgate?x=1').hostname, 'hooks.example.com');
-    assert.equal(checkWebhookUrl('http://hooks.example.com:8080/').port, '8080');
+    assert.equal(
+      checkWebhookUrl('https://hooks.example.com/modelgate?x=1', publicOnly).hostname,
+      'hooks.example.com',
+    );
+    assert.equal(checkWebhookUrl('http://hooks.example.com:8080/', publicOnly).port, '8080');
+  });
+
+  test('an internal IP literal or a localhost name is refused at submit, naming the setting that allows it', () => {
+    for (const url of [
+      'http://127.0.0.1:9/hook',
+      'http://2130706433/',
+      'http://0x7f.1/',
+      'http://[::1]:9/',
+      'http://[::ffff:127.0.0.1]/',
+      'http://169.254.169.254/latest/meta-data/',
+      'http://[::ffff:a9fe:a9fe]/',
+      'https://10.1.2.3/',
+      'http://192.168.0.1/',
+      'http://0.0.0.0/',
+      'http://localhost:9/',
+      'http://LOCALHOST./',
+      'http://hooks.localhost/',
+    ]) {
+      assert.throws(
+        () => checkWebhookUrl(url, publicOnly),
+        (error) =>
+          isModelgateError(error) &&
+          error.code === 'bad_request' &&
+          /webhookAllowPrivateNetworks/.test(error.message) &&
+          error.details?.setting === 'webhookAllowPrivateNetworks',
+        url,
+      );
+      // The operator's setting lets them through; names that may resolve anywhere wait for the connect.
+      assert.ok(checkWebhookUrl(url, { allowPrivateNetworks: true }), url);
+    }
+    for (const url of ['http://8.8.8.8/', 'http://[2606:4700:4700::1111]/', 'http://notlocalhost.example/']) {
+      assert.ok(checkWebhookUrl(url, publicOnly), url);
+    }
   });
 
   test('other schemes, relative URLs, credentials and overlong URLs are bad requests', () => {
@@ -197,7 +234,7 @@ describe('webhook URLs', () => {
       [longUrl, /longer than 2048/],
     ] as const) {
       assert.throws(
-        () => checkWebhookUrl(url),
+        () => checkWebhookUrl(url, publicOnly),
         (error) => isModelgateError(error) && error.code === 'bad_request' && message.test(error.message),
         url.slice(0, 40),
       );

@@ -1,4 +1,5 @@
-// Tenants and their API keys: creating, listing and revoking, and the first admin key of a fresh database.
+// Tenants, their API keys and webhook signing secrets: creating, listing and revoking, and the first admin
+// key of a fresh database.
 import { ModelgateError } from '../errors.ts';
 import { publishChange } from '../store/changes.ts';
 import type { Db, Queryable } from '../store/db.ts';
@@ -6,7 +7,16 @@ import { StoreError } from '../store/db.ts';
 import type { ApiKeyRecord } from '../store/keys.ts';
 import { insertApiKey, listApiKeys, revokeApiKey, selectApiKeyByDigest } from '../store/keys.ts';
 import type { Tenant } from '../store/tenants.ts';
-import { countTenants, insertTenant, listTenants } from '../store/tenants.ts';
+import {
+  countTenants,
+  ensureWebhookSecret,
+  insertTenant,
+  listTenants,
+  rotateWebhookSecret,
+  selectTenant,
+} from '../store/tenants.ts';
+import { generateWebhookSecret } from '../webhooks/signature.ts';
+import type { Authenticator, Principal } from './authenticator.ts';
 import { generateKey, keyFromSecret, type GeneratedKey, type Scope } from './keys.ts';
 
 export const DEFAULT_TENANT = 'default';
@@ -89,10 +99,6 @@ export async function bootstrapAccounts(
 const BOOTSTRAP_KEY: NewKeyOptions = { name: 'bootstrap admin key', scopes: ['admin'] };
 const BOOTSTRAP_LOCK_KEY = 4_242_002;
 
-export function listKeys(db: Queryable, tenantId: string): Promise<ApiKeyRecord[]> {
-  return listApiKeys(db, tenantId);
-}
-
 /** Revokes a key of the tenant; every process stops accepting it on its next request. */
 export async function revokeKey(db: Db, tenantId: string, keyId: string): Promise<ApiKeyRecord> {
   const record = await db.transaction(async (tx) => {
@@ -102,4 +108,67 @@ export async function revokeKey(db: Db, tenantId: string, keyId: string): Promis
   });
   if (!record) throw new ModelgateError('not_found', `key "${keyId}" not found`);
   return record;
+}
+
+/** The tenant's webhook signing secret, made on first use (two racing callers get the same one). */
+export function tenantWebhookSecret(db: Queryable, tenantId: string): Promise<string> {
+  return ensureWebhookSecret(db, tenantId, generateWebhookSecret);
+}
+
+/**
+ * Tenants, keys and webhook secrets as the API offers them, for a principal: operator admins see every
+ * tenant, others their own; a revoked key stops working in this process at once.
+ */
+export class Accounts {
+  constructor(private readonly deps: { db: Db; authenticator: Authenticator }) {}
+
+  /** A new tenant and its first admin key; only admins of the operator tenant create tenants. */
+  createTenant(principal: Principal, name: string): Promise<{ tenant: Tenant; key: CreatedKey }> {
+    if (!principal.operator) {
+      throw new ModelgateError('forbidden', 'only admin keys of the operator tenant create tenants');
+    }
+    return createTenant(this.deps.db, name);
+  }
+
+  async listTenants(principal: Principal): Promise<Tenant[]> {
+    if (principal.operator) return listTenants(this.deps.db);
+    const own = await selectTenant(this.deps.db, principal.tenantId);
+    return own ? [own] : [];
+  }
+
+  async getTenant(principal: Principal, id: string): Promise<Tenant> {
+    const visible = principal.operator || id === principal.tenantId;
+    const tenant = visible ? await selectTenant(this.deps.db, id) : undefined;
+    if (!tenant) throw new ModelgateError('not_found', `tenant "${id}" not found`);
+    return tenant;
+  }
+
+  createKey(tenantId: string, options: NewKeyOptions): Promise<CreatedKey> {
+    return createKey(this.deps.db, tenantId, options);
+  }
+
+  listKeys(tenantId: string): Promise<ApiKeyRecord[]> {
+    return listApiKeys(this.deps.db, tenantId);
+  }
+
+  async getKey(tenantId: string, id: string): Promise<ApiKeyRecord> {
+    const key = (await this.listKeys(tenantId)).find((k) => k.id === id);
+    if (!key) throw new ModelgateError('not_found', `key "${id}" not found`);
+    return key;
+  }
+
+  async revokeKey(tenantId: string, id: string): Promise<ApiKeyRecord> {
+    const revoked = await revokeKey(this.deps.db, tenantId, id);
+    this.deps.authenticator.forgetKey(revoked.id);
+    return revoked;
+  }
+
+  webhookSecret(tenantId: string): Promise<string> {
+    return tenantWebhookSecret(this.deps.db, tenantId);
+  }
+
+  /** Replaces the tenant's webhook signing secret; deliveries from now on are signed with the new one. */
+  rotateWebhookSecret(tenantId: string): Promise<string> {
+    return rotateWebhookSecret(this.deps.db, tenantId, generateWebhookSecret());
+  }
 }

@@ -6,6 +6,7 @@ import type { Readable } from 'node:stream';
 import { byteLimit } from '../artifacts/staging.ts';
 import { storeContent, type ArtifactStore } from '../artifacts/store.ts';
 import { ModelgateError } from '../errors.ts';
+import { textFault } from '../text.ts';
 import type { BatchFormat, BatchPlan } from './plan.ts';
 import { csvCells, jsonObject, rowCells, RowSplitter } from './rows.ts';
 
@@ -29,17 +30,28 @@ const isBlank = (line: Buffer) => line.every((byte) => byte === 0x20 || byte ===
 const notThisFormat = (format: BatchFormat, why: string) =>
   new ModelgateError('invalid_input', `the body is not ${format === 'csv' ? 'CSV' : 'JSONL'}: ${why}`);
 
-/** The column names: the CSV header, or the keys of the first JSONL object. */
+/** The column names: the CSV header, or the keys of the first JSONL object; each stored with the plan. */
 function columnsOf(format: BatchFormat, firstLine: Buffer): string[] {
   if (firstLine.includes(0)) throw notThisFormat(format, 'no header');
+  let columns: string[];
   if (format === 'jsonl') {
     const record = jsonObject(firstLine);
     if (typeof record === 'string') throw notThisFormat(format, `line 1 is ${record}`);
-    return Object.keys(record);
+    columns = Object.keys(record);
+  } else {
+    const header = csvCells(firstLine);
+    if (typeof header === 'string') throw new ModelgateError('invalid_input', `the header is ${header}`);
+    columns = header;
   }
-  const header = csvCells(firstLine);
-  if (typeof header === 'string') throw new ModelgateError('invalid_input', `the header is ${header}`);
-  return header;
+  columns.forEach((name, index) => {
+    const fault = textFault(name);
+    if (fault) {
+      throw new ModelgateError('invalid_input', `the name of column ${index + 1} ${fault}`, {
+        details: { column: index + 1 },
+      });
+    }
+  });
+  return columns;
 }
 
 /**

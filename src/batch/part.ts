@@ -27,9 +27,12 @@ const CHUNKS_IN_FLIGHT = 4;
 export const isPartInput = (input: unknown): input is PartInput =>
   typeof input === 'object' && input !== null && 'batchPart' in input;
 
-/** One CSV cell: numbers as JavaScript writes them, text quoted when it holds a quote, comma or newline. */
+/**
+ * One CSV cell: numbers as JavaScript writes them, text quoted when it holds a quote, comma or newline. A
+ * value that is not a finite number (a model's NaN) is an empty cell, as it is null in JSON.
+ */
 function csvCell(value: unknown): string {
-  if (typeof value === 'number') return String(value);
+  if (typeof value === 'number') return Number.isFinite(value) ? String(value) : '';
   if (value === null || value === undefined) return '';
   const text = typeof value === 'object' ? JSON.stringify(value) : String(value);
   return /[",\r\n]/.test(text) ? `"${text.replaceAll('"', '""')}"` : text;

@@ -116,16 +116,25 @@ export class BatchService {
     return listBatches(this.deps.db, tenantId, after, limit);
   }
 
+  /** Cancels a batch that is still queued or running; 409 once it has finished or was canceled, as for jobs. */
   async cancel(tenantId: string, id: string): Promise<BatchRecord> {
-    if (!(await this.cancelAndFinish(tenantId, id))) throw batchNotFound(id);
-    return this.get(tenantId, id);
+    if (await this.cancelAndFinish(tenantId, id)) return this.get(tenantId, id);
+    const status = batchStatus(await this.get(tenantId, id));
+    throw new ModelgateError(
+      'conflict',
+      `batch ${id} has already ${status === 'canceled' ? 'been canceled' : status}; only queued or running batches can be canceled`,
+      { details: { batch_id: id, batch_status: status } },
+    );
   }
 
-  /** Cancels the batch's unfinished parts, then joins what its finished parts gave; false if there is no such batch. */
+  /**
+   * Cancels the batch's unfinished parts, then joins what its finished parts gave; false if there is no such
+   * batch still to cancel.
+   */
   private async cancelAndFinish(tenantId: string, id: string): Promise<boolean> {
-    const found = await this.deps.db.transaction((tx) => cancelBatch(tx, tenantId, id));
-    if (found) await finishBatchIfDone(this.deps, id);
-    return found;
+    const canceled = await this.deps.db.transaction((tx) => cancelBatch(tx, tenantId, id));
+    if (canceled) await finishBatchIfDone(this.deps, id);
+    return canceled;
   }
 
   /** The batch's output rows, or its row errors, as one file; only once the batch has finished. */
@@ -141,7 +150,7 @@ export class BatchService {
       throw new ModelgateError(
         'batch_not_finished',
         `batch ${id} is ${status}; its ${which} is ready once it has finished`,
-        { details: { batch_id: id, status } },
+        { details: { batch_id: id, batch_status: status } },
       );
     }
     return { format: (batch.plan as BatchPlan).outputFormat, body: await this.deps.artifacts.read(sha256) };

@@ -90,16 +90,33 @@ function withQuery(path: string, params: Record<string, string | number | undefi
   return query ? `${path}?${query}` : path;
 }
 
-/** The ApiError of an error answer, from its problem document (or what the response says). */
-function apiError(response: Response, parsed: unknown): ApiError {
-  const problem = (parsed ?? {}) as Partial<Problem>;
+/** Characters of an answer that is not JSON (a proxy's error page) quoted in the error. */
+const QUOTED_TEXT = 200;
+
+/** The JSON of an answer's text, or undefined when it is not JSON. */
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The ApiError of an error answer, from its problem document; an answer without one (a proxy's 502 page)
+ * keeps its status and the start of its text.
+ */
+function apiError(response: Response, text: string): ApiError {
+  const parsed = parseJson(text);
+  const problem = (typeof parsed === 'object' && parsed !== null ? parsed : {}) as Partial<Problem>;
+  const quoted = text.trim().slice(0, QUOTED_TEXT);
   return new ApiError({
-    type: problem.type ?? 'about:blank',
-    title: problem.title ?? response.statusText,
-    status: response.status,
-    detail: problem.detail ?? response.statusText,
-    code: problem.code ?? 'unknown',
+    type: 'about:blank',
+    title: response.statusText,
+    detail: quoted ? `${response.statusText}: ${quoted}` : response.statusText || `HTTP ${response.status}`,
+    code: 'unknown',
     ...problem,
+    status: response.status,
   });
 }
 
@@ -195,18 +212,18 @@ export class ModelgateClient {
       duplex: 'half',
     } as RequestInit);
     const text = await response.text();
-    const parsed: unknown = text ? JSON.parse(text) : undefined;
-    if (!response.ok) throw apiError(response, parsed);
+    if (!response.ok) throw apiError(response, text);
+    if (!text) return undefined as T;
+    const parsed = parseJson(text);
+    // A 2xx that is not JSON did not come from modelgate (a captive portal, a misrouted proxy).
+    if (parsed === undefined) throw apiError(response, text);
     return parsed as T;
   }
 
   /** A GET whose answer is a file: the response, its body not yet read. */
   async download(path: string): Promise<Response> {
     const response = await fetch(this.baseUrl + path, { headers: this.headers() });
-    if (!response.ok) {
-      const text = await response.text();
-      throw apiError(response, text ? (JSON.parse(text) as unknown) : undefined);
-    }
+    if (!response.ok) throw apiError(response, await response.text());
     return response;
   }
 

@@ -1,65 +1,19 @@
 // The HTTP API: Fastify with request ids, authentication by route scope, metrics, and problem+json errors.
 import { randomUUID } from 'node:crypto';
 import multipart from '@fastify/multipart';
-import Fastify, {
-  LogController,
-  type FastifyBaseLogger,
-  type FastifyInstance,
-  type FastifyRequest,
-} from 'fastify';
-import type { Logger } from 'pino';
-import type { Authenticator, Principal } from '../auth/authenticator.ts';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { requireScope } from '../auth/authenticator.ts';
-import type { Scope } from '../auth/keys.ts';
-import type { Config } from '../config/config.ts';
 import { ModelgateError } from '../errors.ts';
-import type { Metrics } from '../observability/metrics.ts';
-import type { Registry } from '../registry/registry.ts';
-import type { Predictor } from '../serving/predictor.ts';
-import type { Db } from '../store/db.ts';
-import { sendProblem } from './errors.ts';
+import type { HttpDeps } from './context.ts';
+import { sendClientError, sendProblem } from './errors.ts';
 import { registerAccountRoutes } from './routes/accounts.ts';
+import { registerBatchRoutes } from './routes/batches.ts';
 import { registerHealthRoutes } from './routes/health.ts';
+import { registerJobRoutes } from './routes/jobs.ts';
 import { registerModelRoutes } from './routes/models.ts';
 import { registerPredictRoutes } from './routes/predict.ts';
 import { registerV2Routes } from './routes/v2.ts';
-import { registerJobRoutes } from './routes/jobs.ts';
-import { registerBatchRoutes } from './routes/batches.ts';
-import type { JobService } from '../jobs/service.ts';
-import type { BatchService } from '../batch/service.ts';
-import type { BatchSources } from '../batch/source.ts';
-
-export interface HttpDeps {
-  config: Config;
-  db: Db;
-  logger: Logger;
-  metrics: Metrics;
-  authenticator: Authenticator;
-  registry: Registry;
-  predictor: Predictor;
-  jobs: JobService;
-  batches: BatchService;
-  /** Opens batch inputs named by a URL instead of sent as the body. */
-  batchSources: BatchSources;
-  /** False until the process has loaded its catalogue (and while it drains on shutdown). */
-  isReady(): boolean;
-}
-
-declare module 'fastify' {
-  interface FastifyContextConfig {
-    /** The scope a route needs (or any one of several); routes without one are public (health, metrics). */
-    scope?: Scope | readonly Scope[];
-  }
-  interface FastifyRequest {
-    principal: Principal | undefined;
-  }
-}
-
-/** The authenticated principal of a request on a scoped route. */
-export function principalOf(request: FastifyRequest): Principal {
-  if (!request.principal) throw new ModelgateError('unauthenticated', 'authentication required');
-  return request.principal;
-}
+import { checkJsonText, checkRequestText } from './validation.ts';
 
 const REQUEST_ID_PATTERN = /^[\w.:-]{1,128}$/;
 
@@ -69,6 +23,8 @@ export async function buildServer(deps: HttpDeps): Promise<FastifyInstance> {
     bodyLimit: deps.config.bodyLimitBytes,
     // Model names may be 128 characters; percent-encoding can triple that.
     routerOptions: { maxParamLength: 512 },
+    // A request Node's HTTP parser refuses (headers too large, malformed) gets a problem document too.
+    clientErrorHandler: sendClientError,
     // Errors raised before routing (bad URL encoding) get the same problem documents as the rest.
     frameworkErrors: (error, request, reply) => {
       reply.header('x-request-id', request.id);
@@ -83,6 +39,20 @@ export async function buildServer(deps: HttpDeps): Promise<FastifyInstance> {
     },
   });
   app.decorateRequest('principal', undefined);
+  // JSON as Fastify parses it (prototype poisoning refused), and its strings held to the rule for text.
+  const parseJson = app.getDefaultJsonParser('error', 'error');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
+    const text = String(body);
+    parseJson(request, text, (error, value) => {
+      if (error) return done(error);
+      try {
+        checkJsonText(text, value);
+      } catch (textError) {
+        return done(textError as Error);
+      }
+      done(null, value);
+    });
+  });
   // One byte over the upload limit: busboy ends a file cut at its limit as if it were whole, so it must let
   // through enough for the artifact store's own limit check to see the file is too large.
   await app.register(multipart, { limits: { fileSize: deps.config.uploadLimitBytes + 1, files: 1 } });
@@ -91,6 +61,8 @@ export async function buildServer(deps: HttpDeps): Promise<FastifyInstance> {
 
   app.addHook('onRequest', async (request, reply) => {
     reply.header('x-request-id', request.id);
+    // Names, ids and cursors in the path and query, checked once here rather than by each route.
+    checkRequestText(request.params, request.query);
     const scope = request.routeOptions.config.scope;
     if (!scope) return;
     request.principal = await deps.authenticator.authenticate(request.headers.authorization);

@@ -1,6 +1,7 @@
 // Request bodies and parameters are checked with zod; a mismatch becomes a 400 naming the field.
 import type { z } from 'zod';
 import { ModelgateError } from '../errors.ts';
+import { isStorableJson, storableText, textFault } from '../text.ts';
 
 export function parseWith<Schema extends z.ZodType>(
   schema: Schema,
@@ -25,4 +26,53 @@ export function parseVersion(model: string, raw: string): number {
     });
   }
   return version;
+}
+
+function textError(where: string, fault: string): ModelgateError {
+  const at = where.length > 200 ? `${where.slice(0, 200)}…` : where;
+  return new ModelgateError('bad_request', `${at} ${fault}`, { details: { at } });
+}
+
+/**
+ * Checks the values a request carries in its path and query string (e.g. `/v1/jobs/%00`), once for every
+ * route: each must be text that can be stored and compared.
+ */
+export function checkRequestText(params: unknown, query: unknown): void {
+  for (const [what, values] of [
+    ['path parameter', params],
+    ['query parameter', query],
+  ] as const) {
+    if (typeof values !== 'object' || values === null) continue;
+    for (const [name, value] of Object.entries(values)) {
+      for (const text of [name, ...(Array.isArray(value) ? value : [value])]) {
+        const fault = typeof text === 'string' ? textFault(text) : undefined;
+        if (fault) throw textError(`${what} "${storableText(name.slice(0, 64))}"`, fault);
+      }
+    }
+  }
+}
+
+/**
+ * Checks every string (and object key) of a parsed JSON body whose text `raw` was, the same rule as for
+ * path and query values; walked with a stack, so nesting depth costs no call stack. JSON text carries a NUL
+ * or a lone surrogate only as an escape, so a body without such an escape (nearly all) is not walked.
+ */
+export function checkJsonText(raw: string, value: unknown): void {
+  if (isStorableJson(raw)) return;
+  const pending: [value: unknown, path: string][] = [[value, '']];
+  for (let next = pending.pop(); next; next = pending.pop()) {
+    const [item, path] = next;
+    if (typeof item === 'string') {
+      const fault = textFault(item);
+      if (fault) throw textError(`the body's string at ${path || '(root)'}`, fault);
+    } else if (Array.isArray(item)) {
+      for (let i = 0; i < item.length; i++) pending.push([item[i], `${path}[${i}]`]);
+    } else if (typeof item === 'object' && item !== null) {
+      for (const [key, child] of Object.entries(item)) {
+        const fault = textFault(key);
+        if (fault) throw textError(`the body's key at ${path || '(root)'}`, fault);
+        pending.push([child, path ? `${path}.${key}` : key]);
+      }
+    }
+  }
 }

@@ -1,15 +1,13 @@
 // Async jobs as the gateway offers them: submit (validated against the model, committed before the 202,
 // once per Idempotency-Key), read with an optional long poll, list, cancel. Workers run them (worker.ts).
 import { createHash } from 'node:crypto';
-import { z } from 'zod';
 import type { ArtifactStore } from '../artifacts/store.ts';
 import type { Config } from '../config/config.ts';
 import { ModelgateError } from '../errors.ts';
-import { parseWith } from '../http/validation.ts';
 import { jobSettings } from '../registry/settings.ts';
 import { validateInputs } from '../runtime/tensor.ts';
 import type { Predictor } from '../serving/predictor.ts';
-import { predictBodySchema, tensorsFromBody } from '../serving/predict-body.ts';
+import { tensorsFromBody, type PredictBody } from '../serving/predict-body.ts';
 import { listenChannel } from '../store/channels.ts';
 import type { Db } from '../store/db.ts';
 import {
@@ -29,17 +27,26 @@ import {
 } from '../store/jobs.ts';
 import { WriteBatcher } from '../store/write-batcher.ts';
 import { checkWebhookUrl } from '../webhooks/send.ts';
+import { listWorkers, type WorkerRecord } from '../store/workers.ts';
 import { Alarm } from './alarm.ts';
 import { readResult } from './results.ts';
 
-/** The job fields of a submit body; the rest is the prediction body. */
-const jobOptionsSchema = z
-  .object({
-    version: z.number().int().min(1).optional(),
-    priority: z.number().int().min(-1000).max(1000).optional(),
-    webhook_url: z.string().optional(),
-  })
-  .passthrough();
+/** A job to queue, as a submit asks for it. */
+export interface JobSubmission {
+  tenantId: string;
+  modelName: string;
+  /** What the job runs: the body `/predict` would take. */
+  body: PredictBody;
+  /** The model version; default: the newest at submit time (recorded on the job). */
+  version?: number;
+  /** Higher runs first among the tenant's jobs; default 0. */
+  priority?: number;
+  webhookUrl?: string;
+  /** The same key and submission give the same job, once (Idempotency-Key). */
+  idempotencyKey?: string;
+  /** Hold the answer up to this long for the job to finish (Prefer: wait); default 0. */
+  waitSeconds?: number;
+}
 
 /** Most input JSON in one insert statement: a statement's parameters stay far below Postgres's 1 GB. */
 const MAX_INSERT_BYTES = 8 * 1024 * 1024;
@@ -77,7 +84,7 @@ export class JobService {
       db: Db;
       predictor: Predictor;
       artifacts: ArtifactStore;
-      config: Pick<Config, 'jobMaxAttempts' | 'jobTimeoutMs'>;
+      config: Pick<Config, 'jobMaxAttempts' | 'jobTimeoutMs' | 'jobLeaseMs' | 'webhookAllowPrivateNetworks'>;
     },
   ) {}
 
@@ -107,18 +114,13 @@ export class JobService {
    * Queues a job. With `waitSeconds`, the answer waits up to that long for the job to finish (Prefer:
    * wait); the waiter is in place before the insert, so the finished notice cannot come too early.
    */
-  async submit(
-    tenantId: string,
-    modelName: string,
-    rawBody: unknown,
-    idempotencyKey: string | undefined,
-    waitSeconds = 0,
-  ): Promise<SubmitResult> {
+  async submit(submission: JobSubmission): Promise<SubmitResult> {
+    const { tenantId, waitSeconds = 0 } = submission;
     const deadline = Date.now() + waitSeconds * 1000;
-    const job = this.newJob(tenantId, modelName, rawBody);
+    const job = this.newJob(submission);
     const watch = waitSeconds > 0 ? this.watch(job.id) : undefined;
     try {
-      const submitted = await this.insert(job, rawBody, idempotencyKey);
+      const submitted = await this.insert(job, submission);
       if (!watch) return submitted;
       if (submitted.replayed) {
         const remainingSeconds = Math.max(0, (deadline - Date.now()) / 1000);
@@ -130,14 +132,13 @@ export class JobService {
     }
   }
 
-  private newJob(tenantId: string, modelName: string, rawBody: unknown): NewJob {
-    const options = parseWith(jobOptionsSchema, rawBody);
-    const { version, priority = 0, webhook_url: webhookUrl, ...predictBody } = options;
-    const body = parseWith(predictBodySchema, predictBody);
+  private newJob({ tenantId, modelName, body, version, priority = 0, webhookUrl }: JobSubmission): NewJob {
     const resolved = this.deps.predictor.resolve(tenantId, modelName, version);
     // Refused now rather than failed later: the inputs must fit the model.
     validateInputs(tensorsFromBody(body, resolved.version.signature), resolved.version.signature.inputs);
-    if (webhookUrl !== undefined) checkWebhookUrl(webhookUrl);
+    if (webhookUrl !== undefined) {
+      checkWebhookUrl(webhookUrl, { allowPrivateNetworks: this.deps.config.webhookAllowPrivateNetworks });
+    }
     const { maxAttempts, timeoutMs } = jobSettings(resolved.model.settings, this.deps.config);
     return {
       id: newJobId(),
@@ -153,15 +154,14 @@ export class JobService {
   }
 
   /** Inserts the job, once per Idempotency-Key: a key seen before gives the job it made. */
-  private async insert(
-    job: NewJob,
-    rawBody: unknown,
-    idempotencyKey: string | undefined,
-  ): Promise<SubmitResult> {
+  private async insert(job: NewJob, submission: JobSubmission): Promise<SubmitResult> {
+    const { idempotencyKey } = submission;
     if (idempotencyKey === undefined) return { job: await this.inserts.write(job), replayed: false };
-    const { tenantId, modelName } = job;
+    const { tenantId } = job;
+    // What the submit asked for, whatever the order of its fields: the same request under a key.
+    const { modelName, body, version, priority, webhookUrl } = submission;
     const requestHash = createHash('sha256')
-      .update(JSON.stringify([modelName, rawBody]))
+      .update(JSON.stringify([modelName, version ?? null, priority ?? 0, webhookUrl ?? null, body]))
       .digest('hex');
     return this.deps.db.transaction(async (tx) => {
       const existing = await claimIdempotencyKey(tx, tenantId, idempotencyKey, requestHash, job.id);
@@ -251,9 +251,14 @@ export class JobService {
       'conflict',
       `job ${id} has already ${job.status}; only queued or running jobs can be canceled`,
       {
-        details: { status: job.status },
+        details: { job_id: id, job_status: job.status },
       },
     );
+  }
+
+  /** Every registered worker, newest first; silent ones show as gone. */
+  listWorkers(): Promise<WorkerRecord[]> {
+    return listWorkers(this.deps.db, this.deps.config.jobLeaseMs);
   }
 
   /** The job's result document, read from the artifact store when it was too large to keep inline. */

@@ -5,7 +5,7 @@ import type { Logger } from 'pino';
 import type { Config } from '../config/config.ts';
 import type { Db } from '../store/db.ts';
 import { claimWebhooks, recordWebhookAttempt, type JobRecord } from '../store/jobs.ts';
-import { ensureWebhookSecret } from '../store/tenants.ts';
+import { tenantWebhookSecret } from '../auth/accounts.ts';
 import { postWebhook } from '../webhooks/send.ts';
 import { webhookHeaders } from '../webhooks/signature.ts';
 import { jobView } from './view.ts';
@@ -58,7 +58,7 @@ export class WebhookDispatcher {
 
   private async deliver(job: JobRecord): Promise<void> {
     const { db, config, logger } = this.deps;
-    const secret = await ensureWebhookSecret(db, job.tenantId);
+    const secret = await tenantWebhookSecret(db, job.tenantId);
     const body = JSON.stringify({
       type: `job.${job.status}`,
       timestamp: new Date().toISOString(),

@@ -7,10 +7,9 @@ import { hostname } from 'node:os';
 import type { Logger } from 'pino';
 import type { ArtifactStore } from '../artifacts/store.ts';
 import type { Config } from '../config/config.ts';
-import { isModelgateError } from '../errors.ts';
+import { isModelgateError, type ErrorCode } from '../errors.ts';
 import { Alarm } from './alarm.ts';
 import type { Metrics } from '../observability/metrics.ts';
-import type { Catalog } from '../serving/catalog.ts';
 import { predictionToJson, tensorsFromBody, type PredictBody } from '../serving/predict-body.ts';
 import type { Predictor } from '../serving/predictor.ts';
 import { listenChannel } from '../store/channels.ts';
@@ -67,7 +66,13 @@ export type WorkerConfig = Pick<
 >;
 
 /** Failures worth another attempt: the runtime or the machine, not the job's own inputs. */
-const RETRYABLE = new Set(['inference_failed', 'timeout', 'queue_full', 'internal', 'not_ready']);
+const RETRYABLE: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
+  'inference_failed',
+  'timeout',
+  'queue_full',
+  'internal',
+  'not_ready',
+]);
 /** Idempotency keys live at least this long, whatever the job retention. */
 const MIN_KEY_RETENTION_SECONDS = 24 * 3600;
 const HOUSEKEEPING_INTERVAL_MS = 60_000;
@@ -109,7 +114,6 @@ export class JobWorker {
   constructor(
     private readonly deps: {
       db: Db;
-      catalog: Catalog;
       predictor: Predictor;
       artifacts: ArtifactStore;
       logger: Logger;
@@ -299,13 +303,13 @@ export class JobWorker {
   }
 
   private async predict(job: JobRecord): Promise<unknown> {
-    const { catalog, predictor, artifacts } = this.deps;
+    const { predictor, artifacts } = this.deps;
     // A model deployed a moment ago may not have reached this process's catalogue yet: read it once.
     let resolved;
     try {
       resolved = predictor.resolve(job.tenantId, job.modelName, job.modelVersion);
     } catch {
-      await catalog.refresh(job.tenantId, job.modelName);
+      await predictor.refreshModel(job.tenantId, job.modelName);
       resolved = predictor.resolve(job.tenantId, job.modelName, job.modelVersion);
     }
     if (isPartInput(job.input)) {
@@ -329,7 +333,7 @@ export class JobWorker {
         return await write();
       } catch (error) {
         if (attempt >= 8) throw error;
-        await new Promise((resolve) => setTimeout(resolve, Math.min(100 * 2 ** attempt, 5000)));
+        await new Promise((resolve) => setTimeout(resolve, retryDelayMs(200, attempt, 5000)));
       }
     }
   }

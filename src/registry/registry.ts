@@ -7,8 +7,8 @@ import type { Runtime } from '../runtime/runtime.ts';
 import { publishChange } from '../store/changes.ts';
 import type { Db } from '../store/db.ts';
 import type { ModelRecord, ModelVersionRecord } from '../store/models.ts';
+import { scheduleArtifactRemovals } from '../store/artifacts.ts';
 import {
-  countArtifactReferences,
   deleteModel,
   deleteModelVersion,
   insertModelVersion,
@@ -116,7 +116,10 @@ export class Registry {
     return this.get(tenantId, name);
   }
 
-  /** Removes the model (or one version) and the artifacts no other version uses. */
+  /**
+   * Removes the model (or one version). Its artifacts go by the rule for every artifact: once nothing refers
+   * to them for the grace period (another deploy may be storing the same bytes right now).
+   */
   async remove(tenantId: string, name: string, version?: number): Promise<void> {
     const { model, versions } = await this.get(tenantId, name);
     const doomed = versions.filter((v) => version === undefined || v.version === version);
@@ -128,12 +131,12 @@ export class Registry {
     await this.options.db.transaction(async (tx) => {
       if (version === undefined) await deleteModel(tx, tenantId, name);
       else await deleteModelVersion(tx, model.id, version);
+      await scheduleArtifactRemovals(
+        tx,
+        doomed.map((v) => v.artifactSha256),
+      );
       await publishChange(tx, { kind: 'model', tenantId, name });
     });
     await this.options.onModelChanged(tenantId, name);
-    for (const sha256 of new Set(doomed.map((v) => v.artifactSha256))) {
-      if ((await countArtifactReferences(this.options.db, sha256)) === 0)
-        await this.options.artifacts.remove(sha256);
-    }
   }
 }

@@ -57,7 +57,25 @@ function invalid(message: string, details: Record<string, unknown>): ModelgateEr
   return new ModelgateError('invalid_input', message, { details });
 }
 
-/** Flattens nested row-major arrays, checking that nesting matches `shape` when data is nested. */
+/** A shape for a message: its dims, or its first few and its rank when it is long. */
+export function formatShape(shape: readonly number[]): string {
+  if (shape.length <= 8) return `[${shape.join(', ')}]`;
+  return `[${shape.slice(0, 8).join(', ')}, …] (rank ${shape.length})`;
+}
+
+/** A JSON value for a message, never longer than a few dozen characters (it may be nested 10,000 deep). */
+function describeValue(value: unknown): string {
+  if (Array.isArray(value)) return 'an array';
+  if (value === null) return 'null';
+  if (typeof value === 'object') return 'an object';
+  if (typeof value === 'string') return JSON.stringify(value.length > 32 ? `${value.slice(0, 32)}…` : value);
+  return String(value);
+}
+
+/**
+ * Flattens nested row-major arrays, checking that nesting matches `shape` when data is nested. Walks with a
+ * stack of arrays, not recursion: nesting as deep as a body allows costs no call stack.
+ */
 function flatten(name: string, data: unknown, shape: readonly number[]): unknown[] {
   if (!Array.isArray(data)) {
     if (shape.length === 0) return [data];
@@ -65,20 +83,27 @@ function flatten(name: string, data: unknown, shape: readonly number[]): unknown
   }
   if (!data.some(Array.isArray)) return data;
   const out: unknown[] = [];
-  const walk = (value: unknown, depth: number) => {
-    if (depth === shape.length) {
-      out.push(value);
-      return;
-    }
-    if (!Array.isArray(value) || value.length !== shape[depth]) {
-      throw invalid(`input "${name}": nested data does not match shape [${shape.join(', ')}]`, {
+  const open: { items: unknown[]; next: number }[] = [];
+  const enter = (value: unknown) => {
+    if (!Array.isArray(value) || value.length !== shape[open.length]) {
+      throw invalid(`input "${name}": nested data does not match shape ${formatShape(shape)}`, {
         input: name,
         shape,
       });
     }
-    for (const item of value) walk(item, depth + 1);
+    open.push({ items: value, next: 0 });
   };
-  walk(data, 0);
+  enter(data);
+  while (open.length > 0) {
+    const level = open[open.length - 1]!;
+    if (level.next === level.items.length) {
+      open.pop();
+      continue;
+    }
+    const item = level.items[level.next++];
+    if (open.length === shape.length) out.push(item);
+    else enter(item);
+  }
   return out;
 }
 
@@ -90,14 +115,17 @@ export function tensorFromJson(
   data: unknown,
 ): Tensor {
   if (!shape.every((dim) => Number.isInteger(dim) && dim >= 0)) {
-    throw invalid(`input "${name}": shape must be non-negative integers`, { input: name, shape });
+    throw invalid(`input "${name}": shape must be non-negative integers`, { input: name });
   }
   const values = flatten(name, data, shape);
   const expected = elementCount(shape);
   if (values.length !== expected) {
     throw invalid(
-      `input "${name}": shape [${shape.join(', ')}] needs ${expected} values, got ${values.length}`,
-      { input: name, shape, values: values.length },
+      `input "${name}": shape ${formatShape(shape)} needs ${expected} values, got ${values.length}`,
+      {
+        input: name,
+        values: values.length,
+      },
     );
   }
   if (datatype === 'BYTES') {
@@ -112,16 +140,19 @@ export function tensorFromJson(
   for (let i = 0; i < expected; i++) {
     let value = values[i];
     if (datatype === 'BOOL' && typeof value === 'boolean') value = value ? 1 : 0;
+    // Finite only: JSON has no NaN or Infinity, and a literal beyond float64 (1e309) would become one that
+    // a job's stored input could not carry.
     if (
       typeof value !== 'number' ||
-      !(kind.integer ? Number.isInteger(value) : !Number.isNaN(value)) ||
+      !(kind.integer ? Number.isInteger(value) : Number.isFinite(value)) ||
       value < kind.min ||
       value > kind.max
     ) {
-      throw invalid(`input "${name}": element ${i} (${JSON.stringify(value)}) is not a valid ${datatype}`, {
-        input: name,
-        index: i,
-      });
+      const finite = typeof value === 'number' && !Number.isFinite(value) ? ' (numbers must be finite)' : '';
+      throw invalid(
+        `input "${name}": element ${i} (${describeValue(value)}) is not a valid ${datatype}${finite}`,
+        { input: name, index: i },
+      );
     }
     if (kind.bigint) (array as BigInt64Array)[i] = BigInt(value);
     else (array as Float32Array)[i] = value;
@@ -162,6 +193,15 @@ export function inferShape(data: unknown): number[] {
   return shape;
 }
 
+/** The refusal of an input whose shape does not fit its spec. */
+export function shapeMismatch(spec: TensorSpec, shape: readonly number[]): ModelgateError {
+  return invalid(
+    `input "${spec.name}": expected shape ${formatShape(spec.shape)} (-1 = any), got ${formatShape(shape)}`,
+    // A shape as deep as the body allows is not echoed whole.
+    { input: spec.name, expected: spec.shape, got: shape.length <= 8 ? shape : shape.slice(0, 8) },
+  );
+}
+
 /** Checks named inputs against the model's input specs: every input present, known, right type and shape. */
 export function validateInputs(inputs: NamedTensors, specs: readonly TensorSpec[]): void {
   for (const name of Object.keys(inputs)) {
@@ -191,10 +231,7 @@ export function validateInputs(inputs: NamedTensors, specs: readonly TensorSpec[
       (tensor.shape.length === spec.shape.length &&
         spec.shape.every((dim, i) => dim === -1 || dim === tensor.shape[i]));
     if (!fits) {
-      throw invalid(
-        `input "${spec.name}": expected shape [${spec.shape.join(', ')}] (-1 = any), got [${tensor.shape.join(', ')}]`,
-        { input: spec.name, expected: spec.shape, got: tensor.shape },
-      );
+      throw shapeMismatch(spec, tensor.shape);
     }
   }
 }

@@ -88,6 +88,18 @@ export class Catalog {
     return this.entryOf(tenantId, name).versions;
   }
 
+  /** Every model this catalogue holds or the database has, once each: what a full refresh re-reads. */
+  async knownModels(): Promise<{ tenantId: string; name: string }[]> {
+    const models = new Map<string, { tenantId: string; name: string }>();
+    for (const { tenantId, name } of [
+      ...this.entries().map((entry) => entry.model),
+      ...(await listAllModels(this.db)),
+    ]) {
+      models.set(JSON.stringify([tenantId, name]), { tenantId, name });
+    }
+    return [...models.values()];
+  }
+
   entries(): CatalogEntry[] {
     return [...this.byTenant.values()].flatMap((models) => [...models.values()]);
   }

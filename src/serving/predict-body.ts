@@ -5,7 +5,7 @@ import { z } from 'zod';
 import { ModelgateError } from '../errors.ts';
 import type { ModelSignature } from '../runtime/signature.ts';
 import type { NamedTensors } from '../runtime/tensor.ts';
-import { inferShape, nestByShape, tensorFromJson, tensorToJson } from '../runtime/tensor.ts';
+import { inferShape, nestByShape, shapeMismatch, tensorFromJson, tensorToJson } from '../runtime/tensor.ts';
 
 export const predictBodySchema = z.union([
   z.object({ inputs: z.record(z.string(), z.unknown()) }).strict(),
@@ -38,7 +38,10 @@ export function tensorsFromBody(body: PredictBody, signature: ModelSignature): N
         },
       );
     }
-    tensors[name] = tensorFromJson(name, spec.datatype, inferShape(data), data);
+    const shape = inferShape(data);
+    // Before the data is walked: nesting deeper (or shallower) than the model's rank is refused at once.
+    if (spec.shape.length > 0 && shape.length !== spec.shape.length) throw shapeMismatch(spec, shape);
+    tensors[name] = tensorFromJson(name, spec.datatype, shape, data);
   }
   return tensors;
 }

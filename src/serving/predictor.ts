@@ -40,6 +40,8 @@ interface ServedVersion {
 
 export class Predictor {
   private readonly served = new Map<string, ServedVersion>();
+  /** The refresh of each model in progress (by tenant and name): refreshes of one model run in turn. */
+  private readonly refreshing = new Map<string, Promise<void>>();
   /** Versions whose model the runtime has loaded (answers the v2 ready endpoints). */
   private readonly loaded = new Set<string>();
   /** Loaded versions, least recently used first. */
@@ -168,10 +170,51 @@ export class Predictor {
   }
 
   /**
+   * Re-reads one model into the catalogue and follows what changed: the one path by which a model change
+   * reaches serving, whether it was made here, announced by another process, or met by a worker whose
+   * job names a version it has not seen yet. The newest version is loaded ahead of its traffic.
+   */
+  refreshModel(tenantId: string, name: string): Promise<void> {
+    const key = JSON.stringify([tenantId, name]);
+    const refresh = (this.refreshing.get(key) ?? Promise.resolve())
+      .catch(() => undefined)
+      .then(async () => {
+        const { previous, current, changed } = await this.options.catalog.refresh(tenantId, name);
+        if (!changed) return;
+        await this.followChange(previous, current);
+        const latest = current?.versions.at(-1);
+        if (latest) await this.warm(latest);
+      });
+    this.refreshing.set(key, refresh);
+    const forget = () => {
+      if (this.refreshing.get(key) === refresh) this.refreshing.delete(key);
+    };
+    refresh.then(forget, forget);
+    return refresh;
+  }
+
+  /** Refreshes every model this process knows or the database holds (after change notices were missed). */
+  async refreshAll(): Promise<void> {
+    const models = await this.options.catalog.knownModels();
+    const failed = (
+      await Promise.allSettled(models.map(({ tenantId, name }) => this.refreshModel(tenantId, name)))
+    ).filter((outcome) => outcome.status === 'rejected');
+    if (failed.length > 0) {
+      throw new AggregateError(
+        failed.map((outcome) => outcome.reason),
+        `${failed.length} of ${models.length} models could not be refreshed`,
+      );
+    }
+  }
+
+  /**
    * Follows a change of one model in the catalogue. Remaining versions get a fresh batcher (new settings)
    * while the old one drains what it holds; removed versions fail what is queued and are unloaded.
    */
-  async onModelChanged(previous: CatalogEntry | undefined, current: CatalogEntry | undefined): Promise<void> {
+  private async followChange(
+    previous: CatalogEntry | undefined,
+    current: CatalogEntry | undefined,
+  ): Promise<void> {
     const remaining = new Set(current?.versions.map(versionKey));
     for (const version of previous?.versions ?? []) {
       const key = versionKey(version);

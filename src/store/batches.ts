@@ -263,11 +263,12 @@ export async function purgeFinishedBatches(db: Db, seconds: number): Promise<voi
 
 /**
  * cancelBatch($1 tenant, $2 id): marks the batch canceled and cancels its unfinished parts (a running part's
- * result is then discarded); false when there is no such batch.
+ * result is then discarded); false when there is no such batch, or it has finished or was canceled before.
  */
 export async function cancelBatch(tx: Queryable, tenantId: string, id: string): Promise<boolean> {
   const rows = await tx.query(
-    `UPDATE batches SET canceled_at = coalesce(canceled_at, now()) WHERE tenant_id = $1 AND id = $2 RETURNING id`,
+    `UPDATE batches SET canceled_at = now()
+     WHERE tenant_id = $1 AND id = $2 AND canceled_at IS NULL AND finished_at IS NULL RETURNING id`,
     [tenantId, id],
   );
   if (rows.length === 0) return false;

@@ -29,6 +29,11 @@ export interface Db extends Queryable {
   close(): Promise<void>;
 }
 
+/** pingDatabase(): resolves once the database has answered a trivial query (the readiness check). */
+export async function pingDatabase(db: Queryable): Promise<void> {
+  await db.query('SELECT 1');
+}
+
 /** A database failure translated from its SQLSTATE once, here, so callers never parse driver errors. */
 export class StoreError extends Error {
   constructor(

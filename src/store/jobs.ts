@@ -2,6 +2,8 @@
 // under a lease, renew it while they run, and finish, retry or release; a lease that runs out (a dead
 // worker) makes the job claimable again. Every write by a worker is fenced by (lease owner, attempt), so a
 // worker that lost its lease can never record a result over another's.
+import type { ErrorCode } from '../errors.ts';
+import { storableText } from '../text.ts';
 import { scheduleArtifactRemovals } from './artifacts.ts';
 import type { Db, Queryable } from './db.ts';
 import { newId } from './ids.ts';
@@ -15,9 +17,12 @@ export const JOBS_QUEUED_CHANNEL = 'modelgate_jobs_queued';
 export const JOBS_DONE_CHANNEL = 'modelgate_jobs_done';
 
 export interface JobError {
-  code: string;
+  code: ErrorCode;
   message: string;
 }
+
+/** A job error as stored: its message may quote what a job was given, and jsonb cannot hold all text. */
+const errorJson = ({ code, message }: JobError) => JSON.stringify({ code, message: storableText(message) });
 
 export interface WebhookAttempt {
   at: string;
@@ -336,7 +341,7 @@ export async function finishJobs(db: Queryable, attempts: readonly FinishedAttem
       attempts.map(({ outcome }) => outcome.status),
       attempts.map(({ outcome }) => (outcome.status === 'succeeded' ? json(outcome.result) : null)),
       attempts.map(({ outcome }) => (outcome.status === 'succeeded' ? (outcome.resultSha256 ?? null) : null)),
-      attempts.map(({ outcome }) => (outcome.status === 'failed' ? json(outcome.error) : null)),
+      attempts.map(({ outcome }) => (outcome.status === 'failed' ? errorJson(outcome.error) : null)),
     ],
   );
   const recorded = new Set(rows.map((row) => `${row.id}/${row.attempt}`));
@@ -354,7 +359,7 @@ export async function retryJob(
     `UPDATE jobs SET status = 'queued', error = $4, lease_owner = NULL, lease_expires_at = NULL,
        run_after = now() + make_interval(secs => $5::float8 / 1000)
      WHERE ${FENCE} RETURNING id`,
-    [...fenceParams(lease), JSON.stringify(error), delayMs],
+    [...fenceParams(lease), errorJson(error), delayMs],
   );
   return rows.length > 0;
 }
@@ -376,17 +381,21 @@ export async function releaseJobs(db: Queryable, workerId: string, ids: readonly
  * failed when that was their last attempt. Returns how many jobs were taken back.
  */
 export async function recoverExpiredLeases(db: Db): Promise<number> {
+  const code: ErrorCode = 'lease_expired';
   return db.transaction(async (tx) => {
+    // recoverExpiredLeases($1 error code): the jobs whose last attempt it was fail.
     const failed = await tx.query(
       `UPDATE jobs SET status = 'failed', ${FINISHED},
-         error = jsonb_build_object('code', 'lease_expired',
+         error = jsonb_build_object('code', $1::text,
            'message', 'the worker running the last attempt stopped answering')
        WHERE status = 'running' AND lease_expires_at < now() AND attempts >= max_attempts RETURNING id`,
+      [code],
     );
     const requeued = await tx.query(
       `UPDATE jobs SET status = 'queued', lease_owner = NULL, lease_expires_at = NULL, run_after = now(),
-         error = jsonb_build_object('code', 'lease_expired', 'message', 'the worker running it stopped answering')
+         error = jsonb_build_object('code', $1::text, 'message', 'the worker running it stopped answering')
        WHERE status = 'running' AND lease_expires_at < now() RETURNING id`,
+      [code],
     );
     return failed.length + requeued.length;
   });

@@ -129,12 +129,3 @@ export async function deleteModelVersion(db: Queryable, modelId: string, version
   );
   return rows.length > 0;
 }
-
-/** countArtifactReferences($1 sha256): how many versions (any tenant) still use this artifact. */
-export async function countArtifactReferences(db: Queryable, sha256: string): Promise<number> {
-  const [row] = await db.query<{ count: number }>(
-    'SELECT count(*)::int AS count FROM model_versions WHERE artifact_sha256 = $1',
-    [sha256],
-  );
-  return row!.count;
-}

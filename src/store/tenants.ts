@@ -1,6 +1,5 @@
 // Queries on tenants.
 import type { Queryable } from './db.ts';
-import { generateWebhookSecret } from '../webhooks/signature.ts';
 import { newId } from './ids.ts';
 
 export interface Tenant {
@@ -44,8 +43,15 @@ export async function countTenants(db: Queryable): Promise<number> {
   return row!.count;
 }
 
-/** The tenant's webhook signing secret, made on first use (two racing callers get the same one). */
-export async function ensureWebhookSecret(db: Queryable, tenantId: string): Promise<string> {
+/**
+ * ensureWebhookSecret($1 tenant id, $2 new secret): the tenant's webhook signing secret, set to one made by
+ * `newSecret` on first use (two racing callers get the same one).
+ */
+export async function ensureWebhookSecret(
+  db: Queryable,
+  tenantId: string,
+  newSecret: () => string,
+): Promise<string> {
   // Read first: every delivery asks, and only the first needs to write.
   const [existing] = await db.query<{ secret: string | null }>(
     'SELECT webhook_secret AS secret FROM tenants WHERE id = $1',
@@ -55,16 +61,16 @@ export async function ensureWebhookSecret(db: Queryable, tenantId: string): Prom
   const [row] = await db.query<{ secret: string }>(
     `UPDATE tenants SET webhook_secret = coalesce(webhook_secret, $2) WHERE id = $1
      RETURNING webhook_secret AS secret`,
-    [tenantId, generateWebhookSecret()],
+    [tenantId, newSecret()],
   );
   return row!.secret;
 }
 
-/** Replaces the tenant's webhook signing secret; deliveries from now on are signed with the new one. */
-export async function rotateWebhookSecret(db: Queryable, tenantId: string): Promise<string> {
+/** rotateWebhookSecret($1 tenant id, $2 secret): sets the tenant's webhook signing secret; returns it. */
+export async function rotateWebhookSecret(db: Queryable, tenantId: string, secret: string): Promise<string> {
   const [row] = await db.query<{ secret: string }>(
     'UPDATE tenants SET webhook_secret = $2 WHERE id = $1 RETURNING webhook_secret AS secret',
-    [tenantId, generateWebhookSecret()],
+    [tenantId, secret],
   );
   return row!.secret;
 }

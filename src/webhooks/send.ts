@@ -108,8 +108,8 @@ function invalidUrl(message: string, cause?: unknown): ModelgateError {
   return new ModelgateError('bad_request', message, { cause });
 }
 
-/** Checks a webhook URL when a job is submitted: an absolute http(s) URL without credentials. */
-export function checkWebhookUrl(url: string): URL {
+/** An absolute http(s) URL without credentials: what a webhook URL must be, at submit and at delivery. */
+function parseWebhookUrl(url: string): URL {
   if (url.length > MAX_WEBHOOK_URL_LENGTH) {
     throw invalidUrl(`the webhook URL is longer than ${MAX_WEBHOOK_URL_LENGTH} characters`);
   }
@@ -126,6 +126,38 @@ export function checkWebhookUrl(url: string): URL {
     throw invalidUrl('a webhook URL may not carry a username or password; deliveries are signed instead');
   }
   return parsed;
+}
+
+/** The host of a URL as an address when it is an IP literal (brackets of IPv6 removed), else undefined. */
+function ipLiteralOf(target: URL): string | undefined {
+  const host = target.hostname.replace(/^\[(.*)\]$/, '$1');
+  return isIP(host) ? host : undefined;
+}
+
+/**
+ * Checks a webhook URL when a job is submitted. What can be known then is refused then: a malformed URL,
+ * and, unless the policy allows private networks, an IP literal in an internal range or a `localhost` name
+ * (RFC 6761: always loopback). Other names are checked at connect time, when they resolve.
+ */
+export function checkWebhookUrl(url: string, policy: WebhookTargetPolicy): URL {
+  const target = parseWebhookUrl(url);
+  if (policy.allowPrivateNetworks) return target;
+  const literal = ipLiteralOf(target);
+  const kind =
+    literal !== undefined
+      ? internalAddressKind(literal)
+      : /(^|\.)localhost\.?$/i.test(target.hostname)
+        ? 'loopback'
+        : undefined;
+  if (kind) {
+    throw new ModelgateError(
+      'bad_request',
+      `the webhook URL's host ${target.hostname} is a ${kind} address, which webhooks may not reach; ` +
+        'an operator allows such receivers with webhookAllowPrivateNetworks (MODELGATE_WEBHOOK_ALLOW_PRIVATE_NETWORKS)',
+      { details: { webhook_url: url, setting: 'webhookAllowPrivateNetworks' } },
+    );
+  }
+  return target;
 }
 
 function verdict(response: IncomingMessage): Outcome {
@@ -211,13 +243,13 @@ async function attempt(
 ): Promise<Outcome> {
   let target: URL;
   try {
-    target = checkWebhookUrl(url);
+    target = parseWebhookUrl(url);
   } catch (error) {
     return { ok: false, error: `invalid webhook URL: ${(error as Error).message}` };
   }
   // An IP literal never goes through the lookup, so it is checked here.
-  const host = target.hostname.replace(/^\[(.*)\]$/, '$1');
-  const kind = options.policy.allowPrivateNetworks || !isIP(host) ? undefined : internalAddressKind(host);
-  if (kind) return { ok: false, error: refusal(host, host, kind) };
+  const literal = options.policy.allowPrivateNetworks ? undefined : ipLiteralOf(target);
+  const kind = literal === undefined ? undefined : internalAddressKind(literal);
+  if (literal !== undefined && kind) return { ok: false, error: refusal(literal, literal, kind) };
   return send(target, body, headers, options);
 }

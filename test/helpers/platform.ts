@@ -10,6 +10,7 @@ import { generateKey } from '../../src/auth/keys.ts';
 import { ModelgateClient } from '../../src/client/client.ts';
 import { resolveConfig, type ConfigInput } from '../../src/config/config.ts';
 import { startPlatform, type Platform } from '../../src/platform.ts';
+import { takeDueArtifactRemovals } from '../../src/store/artifacts.ts';
 import { createTestSchema, dropTestSchema, testDatabaseUrl } from './databases.ts';
 
 export interface TestPlatform {
@@ -84,6 +85,14 @@ export async function startTestPlatform(options: TestPlatformOptions = {}): Prom
       await rm(dataDir, { recursive: true, force: true });
     },
   };
+}
+
+/** Makes the removals of `hashes` due, and removes every due artifact, as a worker's housekeeping does. */
+export async function removeDueArtifacts({ db, artifacts }: Platform, hashes: string[]): Promise<void> {
+  await db.query(`UPDATE artifact_removals SET due_at = now() - interval '1 second' WHERE sha256 = ANY($1)`, [
+    hashes,
+  ]);
+  for (const sha256 of await takeDueArtifactRemovals(db)) await artifacts.remove(sha256);
 }
 
 /** An FP32 model y = x (Identity) with input `x` [batch, width]: cheap, and shows batching exactly. */

@@ -1,13 +1,11 @@
-// /v1/tenants and /v1/keys: tenants (operator admins only create them) and the API keys of a tenant.
+// /v1/tenants, /v1/keys and /v1/webhook-secret: tenants (operator admins only create them), the API keys
+// of a tenant, and the secret its webhooks are signed with.
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
-import { createKey, createTenant, listKeys, revokeKey } from '../../auth/accounts.ts';
 import { SCOPES } from '../../auth/keys.ts';
-import { ModelgateError } from '../../errors.ts';
 import type { ApiKeyRecord } from '../../store/keys.ts';
 import type { Tenant } from '../../store/tenants.ts';
-import { listTenants, selectTenant } from '../../store/tenants.ts';
-import { principalOf, type HttpDeps } from '../server.ts';
+import { principalOf, type HttpDeps } from '../context.ts';
 import { parseWith } from '../validation.ts';
 
 const tenantBody = z
@@ -48,33 +46,22 @@ export function serializeKey(key: ApiKeyRecord) {
   };
 }
 
-export function registerAccountRoutes(app: FastifyInstance, { db, authenticator }: HttpDeps): void {
+export function registerAccountRoutes(app: FastifyInstance, { accounts }: HttpDeps): void {
   app.post('/v1/tenants', { config: { scope: 'admin' } }, async (request, reply) => {
-    if (!principalOf(request).operator) {
-      throw new ModelgateError('forbidden', 'only admin keys of the operator tenant create tenants');
-    }
     const { name } = parseWith(tenantBody, request.body);
-    const { tenant, key } = await createTenant(db, name);
+    const { tenant, key } = await accounts.createTenant(principalOf(request), name);
     return reply
       .status(201)
       .send({ ...serializeTenant(tenant), admin_key: { ...serializeKey(key.record), key: key.secret } });
   });
 
-  app.get('/v1/tenants', { config: { scope: 'admin' } }, async (request) => {
-    const principal = principalOf(request);
-    const tenants = principal.operator ? await listTenants(db) : [await selectTenant(db, principal.tenantId)];
-    return { tenants: tenants.filter((tenant) => tenant !== undefined).map(serializeTenant) };
-  });
+  app.get('/v1/tenants', { config: { scope: 'admin' } }, async (request) => ({
+    tenants: (await accounts.listTenants(principalOf(request))).map(serializeTenant),
+  }));
 
-  app.get<{ Params: { id: string } }>('/v1/tenants/:id', { config: { scope: 'admin' } }, async (request) => {
-    const principal = principalOf(request);
-    const tenant =
-      principal.operator || request.params.id === principal.tenantId
-        ? await selectTenant(db, request.params.id)
-        : undefined;
-    if (!tenant) throw new ModelgateError('not_found', `tenant "${request.params.id}" not found`);
-    return serializeTenant(tenant);
-  });
+  app.get<{ Params: { id: string } }>('/v1/tenants/:id', { config: { scope: 'admin' } }, async (request) =>
+    serializeTenant(await accounts.getTenant(principalOf(request), request.params.id)),
+  );
 
   app.post('/v1/keys', { config: { scope: 'admin' } }, async (request, reply) => {
     const body = parseWith(keyBody, request.body);
@@ -83,7 +70,7 @@ export function registerAccountRoutes(app: FastifyInstance, { db, authenticator 
       : body.expires_in_seconds
         ? new Date(Date.now() + body.expires_in_seconds * 1000)
         : null;
-    const created = await createKey(db, principalOf(request).tenantId, {
+    const created = await accounts.createKey(principalOf(request).tenantId, {
       name: body.name,
       scopes: body.scopes,
       expiresAt,
@@ -92,18 +79,21 @@ export function registerAccountRoutes(app: FastifyInstance, { db, authenticator 
   });
 
   app.get('/v1/keys', { config: { scope: 'admin' } }, async (request) => ({
-    keys: (await listKeys(db, principalOf(request).tenantId)).map(serializeKey),
+    keys: (await accounts.listKeys(principalOf(request).tenantId)).map(serializeKey),
   }));
 
-  app.get<{ Params: { id: string } }>('/v1/keys/:id', { config: { scope: 'admin' } }, async (request) => {
-    const key = (await listKeys(db, principalOf(request).tenantId)).find((k) => k.id === request.params.id);
-    if (!key) throw new ModelgateError('not_found', `key "${request.params.id}" not found`);
-    return serializeKey(key);
-  });
+  app.get<{ Params: { id: string } }>('/v1/keys/:id', { config: { scope: 'admin' } }, async (request) =>
+    serializeKey(await accounts.getKey(principalOf(request).tenantId, request.params.id)),
+  );
 
-  app.delete<{ Params: { id: string } }>('/v1/keys/:id', { config: { scope: 'admin' } }, async (request) => {
-    const revoked = await revokeKey(db, principalOf(request).tenantId, request.params.id);
-    authenticator.forgetKey(revoked.id);
-    return serializeKey(revoked);
-  });
+  app.delete<{ Params: { id: string } }>('/v1/keys/:id', { config: { scope: 'admin' } }, async (request) =>
+    serializeKey(await accounts.revokeKey(principalOf(request).tenantId, request.params.id)),
+  );
+
+  app.get('/v1/webhook-secret', { config: { scope: 'admin' } }, async (request) => ({
+    secret: await accounts.webhookSecret(principalOf(request).tenantId),
+  }));
+  app.post('/v1/webhook-secret/rotate', { config: { scope: 'admin' } }, async (request) => ({
+    secret: await accounts.rotateWebhookSecret(principalOf(request).tenantId),
+  }));
 }

@@ -10,7 +10,7 @@ import { BATCH_FORMATS, parseInputMap, type BatchFormat } from '../../batch/plan
 import { ModelgateError } from '../../errors.ts';
 import type { BatchSources } from '../../batch/source.ts';
 import type { BatchRecord } from '../../store/batches.ts';
-import { principalOf, type HttpDeps } from '../server.ts';
+import { principalOf, type HttpDeps } from '../context.ts';
 import { parseWith } from '../validation.ts';
 
 /** Content types of batch input files, and what each is read as. */

@@ -1,18 +1,25 @@
 // Async jobs: POST /v1/models/{name}/jobs (202 once committed; Idempotency-Key), GET /v1/jobs/{id}
-// (?wait=N long-polls), GET /v1/jobs (filters, cursor), POST /v1/jobs/{id}/cancel; GET /v1/workers;
-// and the tenant's webhook signing secret.
+// (?wait=N long-polls), GET /v1/jobs (filters, cursor), POST /v1/jobs/{id}/cancel; and GET /v1/workers.
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { ModelgateError } from '../../errors.ts';
 import { MAX_WAIT_SECONDS, type JobService } from '../../jobs/service.ts';
 import { jobView } from '../../jobs/view.ts';
+import { predictBodySchema } from '../../serving/predict-body.ts';
 import { JOB_STATUSES, type JobRecord } from '../../store/jobs.ts';
-import { ensureWebhookSecret, rotateWebhookSecret } from '../../store/tenants.ts';
-import { listWorkers } from '../../store/workers.ts';
-import { principalOf, type HttpDeps } from '../server.ts';
+import { principalOf, type HttpDeps } from '../context.ts';
 import { parseWith } from '../validation.ts';
 
 const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,255}$/;
+
+/** The job fields of a submit body; the rest is the prediction body, as `/predict` takes it. */
+const jobOptions = z
+  .object({
+    version: z.number().int().min(1).optional(),
+    priority: z.number().int().min(-1000).max(1000).optional(),
+    webhook_url: z.string().optional(),
+  })
+  .passthrough();
 
 const getQuery = z.object({ wait: z.coerce.number().min(0).max(MAX_WAIT_SECONDS).optional() }).strict();
 const listQuery = z
@@ -54,7 +61,7 @@ async function serializeJob(job: JobRecord, jobs: JobService, withResult: boolea
   return jobView(job, { value: job.status === 'succeeded' ? await jobs.result(job) : null });
 }
 
-export function registerJobRoutes(app: FastifyInstance, { db, jobs, config }: HttpDeps): void {
+export function registerJobRoutes(app: FastifyInstance, { jobs }: HttpDeps): void {
   app.post<{ Params: { name: string } }>(
     '/v1/models/:name/jobs',
     { config: { scope: 'predict' } },
@@ -67,14 +74,23 @@ export function registerJobRoutes(app: FastifyInstance, { db, jobs, config }: Ht
         );
       }
       const wait = preferredWait(request.headers.prefer);
+      const {
+        version,
+        priority,
+        webhook_url: webhookUrl,
+        ...predictBody
+      } = parseWith(jobOptions, request.body);
       // Prefer: wait=N: the answer comes once the job has finished, or after N seconds as it is then.
-      const { job, replayed } = await jobs.submit(
-        principalOf(request).tenantId,
-        request.params.name,
-        request.body,
-        header,
-        wait,
-      );
+      const { job, replayed } = await jobs.submit({
+        tenantId: principalOf(request).tenantId,
+        modelName: request.params.name,
+        body: parseWith(predictBodySchema, predictBody),
+        version,
+        priority,
+        webhookUrl,
+        idempotencyKey: header,
+        waitSeconds: wait,
+      });
       if (replayed) reply.header('idempotent-replayed', 'true');
       if (wait !== undefined) reply.header('preference-applied', `wait=${wait}`);
       return reply
@@ -122,7 +138,7 @@ export function registerJobRoutes(app: FastifyInstance, { db, jobs, config }: Ht
     if (!principalOf(request).operator) {
       throw new ModelgateError('forbidden', 'only admin keys of the operator tenant see the workers');
     }
-    const workers = await listWorkers(db, config.jobLeaseMs);
+    const workers = await jobs.listWorkers();
     return {
       workers: workers.map((worker) => ({
         id: worker.id,
@@ -135,11 +151,4 @@ export function registerJobRoutes(app: FastifyInstance, { db, jobs, config }: Ht
       })),
     };
   });
-
-  app.get('/v1/webhook-secret', { config: { scope: 'admin' } }, async (request) => ({
-    secret: await ensureWebhookSecret(db, principalOf(request).tenantId),
-  }));
-  app.post('/v1/webhook-secret/rotate', { config: { scope: 'admin' } }, async (request) => ({
-    secret: await rotateWebhookSecret(db, principalOf(request).tenantId),
-  }));
 }

@@ -1,10 +1,10 @@
 // /v1/models: upload versions (raw body or multipart), list, inspect, change settings, delete.
 import { Readable } from 'node:stream';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { ModelgateError } from '../../errors.ts';
+import { ModelgateError, isModelgateError } from '../../errors.ts';
 import { parseModelSettings, type ModelWithVersions } from '../../registry/registry.ts';
 import type { ModelVersionRecord } from '../../store/models.ts';
-import { principalOf, type HttpDeps } from '../server.ts';
+import { principalOf, type HttpDeps } from '../context.ts';
 import { parseVersion } from '../validation.ts';
 
 type NameParams = { Params: { name: string } };
@@ -36,12 +36,34 @@ export function serializeModel({ model, versions }: ModelWithVersions) {
   };
 }
 
+/**
+ * What busboy says of a form it cannot read (no boundary, a body cut short) is the client's error. Errors
+ * with a code (its limits) are mapped where every error is.
+ */
+function malformedForm(error: unknown): unknown {
+  if (isModelgateError(error) || (error as { code?: unknown }).code !== undefined) return error;
+  return new ModelgateError('bad_request', `the multipart form cannot be read: ${(error as Error).message}`, {
+    cause: error,
+  });
+}
+
+/** The file part's bytes, its failures told as the client's where the form is at fault. */
+async function* formFileBytes(file: Readable): AsyncGenerator<Buffer> {
+  try {
+    for await (const chunk of file) yield chunk as Buffer;
+  } catch (error) {
+    throw malformedForm(error);
+  }
+}
+
 /** The uploaded file as a stream: the raw body, or the first file part of a multipart form. */
 async function uploadedFile(request: FastifyRequest): Promise<Readable> {
   if (request.isMultipart()) {
-    const part = await request.file();
+    const part = await request.file().catch((error: unknown) => {
+      throw malformedForm(error);
+    });
     if (!part) throw new ModelgateError('bad_request', 'the multipart form has no file part');
-    return part.file;
+    return Readable.from(formFileBytes(part.file), { objectMode: false });
   }
   if (request.body === undefined) throw new ModelgateError('bad_request', 'send the model file as the body');
   // Other content types (JSON, text) have been parsed already; only the raw-body parser hands on a stream.

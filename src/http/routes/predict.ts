@@ -2,7 +2,7 @@
 // `{"inputs": {"x": [[…], …]}}` names tensors; `{"instances": [[…], …]}` is rows of a single-input model.
 import type { FastifyInstance } from 'fastify';
 import { predictBodySchema, predictionToJson, tensorsFromBody } from '../../serving/predict-body.ts';
-import { principalOf, type HttpDeps } from '../server.ts';
+import { principalOf, type HttpDeps } from '../context.ts';
 import { parseVersion, parseWith } from '../validation.ts';
 
 export function registerPredictRoutes(app: FastifyInstance, { predictor }: HttpDeps): void {

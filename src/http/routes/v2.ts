@@ -7,7 +7,7 @@ import { DATATYPES } from '../../runtime/signature.ts';
 import type { NamedTensors } from '../../runtime/tensor.ts';
 import { tensorFromJson, tensorToJson } from '../../runtime/tensor.ts';
 import type { ResolvedVersion } from '../../serving/catalog.ts';
-import { principalOf, type HttpDeps } from '../server.ts';
+import { principalOf, type HttpDeps } from '../context.ts';
 import { parseVersion, parseWith } from '../validation.ts';
 
 const SERVER_VERSION = '0.1.0';
