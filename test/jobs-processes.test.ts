@@ -396,7 +396,7 @@ describe('jobs across processes', { concurrency: 1 }, () => {
           () =>
             cluster.query(
               `SELECT pid FROM pg_stat_activity WHERE application_name = $1 AND xact_start IS NOT NULL
-                 AND wait_event_type = 'Lock' AND query LIKE '%lease_expired%'`,
+                 AND wait_event_type = 'Lock' AND query LIKE '%lease_expires_at < now() AND attempts >= max_attempts%'`,
               [worker.applicationName],
             ),
           (rows) => rows.length === 1,

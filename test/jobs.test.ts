@@ -12,6 +12,7 @@ import { after, before, describe, it } from 'node:test';
 import { openLocalArtifactStore } from '../src/artifacts/local.ts';
 import { readResult, storeResult } from '../src/jobs/results.ts';
 import { insertJob, newJobId } from '../src/store/jobs.ts';
+import { deleteModelVersion, insertModelVersion, selectModel } from '../src/store/models.ts';
 import { verifyWebhook } from '../src/webhooks/signature.ts';
 import { assertProblem, deployModel } from './helpers/api.ts';
 import {
@@ -573,6 +574,54 @@ describe('jobs meeting a full model queue', () => {
     }
     const metrics = (await tp.call('GET', '/metrics')).body as string;
     assert.match(metrics, /modelgate_job_attempts_total\{model="identity",outcome="retried"\} [1-9]/);
+  });
+});
+
+describe('a worker meeting a version its catalogue does not know yet', () => {
+  let tp: TestPlatform;
+
+  before(async () => {
+    tp = await startTestPlatform();
+    await deployModel(tp, tp.adminKey, 'moving', buildIdentityModel(3));
+  });
+  after(() => tp.close());
+
+  it('follows the change as every process does: the version gone is released, not kept', async () => {
+    const { db, predictor } = tp.platform;
+    const predicted = await tp.call('POST', '/v1/models/moving/predict', {
+      key: tp.adminKey,
+      json: { instances: [[1, 2, 3]] },
+    });
+    assert.equal(predicted.status, 200);
+    const [tenant] = await db.query<{ id: string }>(`SELECT id FROM tenants WHERE name = 'default'`);
+    const first = predictor.resolve(tenant!.id, 'moving', 1).version;
+    assert.ok(predictor.isLoaded(first));
+
+    // Another process's deploy whose notice has not arrived yet: the database changes, nothing is announced.
+    const model = (await selectModel(db, tenant!.id, 'moving'))!;
+    await db.transaction(async (tx) => {
+      const { runtime, artifactSha256, sizeBytes, signature } = first;
+      await insertModelVersion(tx, model.id, { runtime, artifactSha256, sizeBytes, signature });
+      await deleteModelVersion(tx, model.id, 1);
+    });
+    const queued = await insertJob(db, {
+      id: newJobId(),
+      tenantId: tenant!.id,
+      modelName: 'moving',
+      modelVersion: 2,
+      inputJson: JSON.stringify({ instances: [[4, 5, 6]] }),
+      priority: 0,
+      maxAttempts: 1,
+      timeoutMs: 60_000,
+      webhookUrl: undefined,
+    });
+    const done = await tp.call('GET', `/v1/jobs/${queued.id}?wait=20`, { key: tp.adminKey });
+    assert.equal(done.body.status, 'succeeded', JSON.stringify(done.body));
+    assert.deepEqual(done.body.result.outputs.y, [[4, 5, 6]]);
+    // The worker read the model again through the predictor, which let version 1 go (its notice, when it
+    // comes, changes nothing more).
+    assert.deepEqual(predictor.versionNumbers(tenant!.id, 'moving'), [2]);
+    assert.equal(predictor.isLoaded(first), false, 'version 1 is no longer loaded');
   });
 });
 
