@@ -11,7 +11,7 @@ import { after, before, describe, it } from 'node:test';
 import { createRequire } from 'node:module';
 import fastify from 'fastify';
 import { buildModel } from '../examples/onnx-writer.ts';
-import { ERROR_CODES } from '../src/errors.ts';
+import { ERROR_CODES, type ErrorCode } from '../src/errors.ts';
 import { toModelgateError } from '../src/http/errors.ts';
 import { assertProblem, deployModel, waitForBatch } from './helpers/api.ts';
 import { testDatabases } from './helpers/databases.ts';
@@ -81,6 +81,96 @@ describe("Fastify's own errors", () => {
     }
   });
 });
+
+/** Every route of the app as [method, path with :params], read from Fastify's own route tree. */
+function routesOf(tree: string): [method: string, path: string][] {
+  const routes: [string, string][] = [];
+  const prefixes: string[] = [];
+  for (const line of tree.split('\n')) {
+    const match = /^([│ ]*)[├└]── (\S+) \(([^)]+)\)$/.exec(line);
+    if (!match) continue;
+    const depth = match[1]!.length / 4;
+    prefixes.length = depth;
+    const path = prefixes.join('') + match[2]!;
+    prefixes.push(match[2]!);
+    for (const method of match[3]!.split(', ')) if (method !== 'HEAD') routes.push([method, path]);
+  }
+  return routes;
+}
+
+/** Path parameter values a hostile client tries: odd text, escapes, lengths, names that are JS internals. */
+const HOSTILE_PARAMS = [
+  '%00',
+  'x%00y',
+  'a'.repeat(600),
+  '%ED%A0%80',
+  '%F0%9F%98%80',
+  '%2e%2e',
+  '%2F',
+  '%25',
+  '__proto__',
+  'constructor',
+  '%20',
+  "'%3B%20DROP%20TABLE%20jobs%3B--",
+  '1e309',
+  '-1',
+  '0',
+  '99999999999999999999',
+];
+/** Query strings: wrong types, repeats, out of range, odd text. */
+const HOSTILE_QUERIES = [
+  '?limit=-1',
+  '?limit=1e999',
+  '?limit=abc&limit=2',
+  `?cursor=${'z'.repeat(300)}`,
+  '?cursor=%00',
+  '?wait=1e309',
+  '?wait=-0',
+  '?__proto__=x',
+  '?constructor=x',
+  '?model=%ED%A0%80',
+  '?status=%00',
+  '?features=,,,',
+  '?inputs=x:&passthrough=%00',
+  '?part_rows=0&output=xml',
+  '?version=-1',
+  '?version=1e309',
+];
+/** Bodies, each sent with every content type of HOSTILE_CONTENT_TYPES. */
+const HOSTILE_BODIES = [
+  '',
+  '{',
+  'null',
+  '[]',
+  '"x"',
+  '1e309',
+  '{"__proto__": {"polluted": 1}}',
+  '{"constructor": {"prototype": {"polluted": 1}}}',
+  `{"instances": ${nested(5000)}}`,
+  '{"instances": null}',
+  '{"instances": [[1e309, 1, 1, 1]]}',
+  '{"inputs": {"x": "text"}, "version": 1e309, "priority": -1e309}',
+  '{"inputs": [{"name": "x", "shape": [1e309], "datatype": "FP32", "data": []}]}',
+  '{"inputs": [{"name": "x", "shape": [-1, 4], "datatype": "BYTES", "data": [null]}], "outputs": [{}]}',
+  '{"settings": {"maxBatchSize": 1e309, "timeoutMs": -1, "batching": "yes"}}',
+  '{"name": "\\u0000", "scopes": ["admin", "admin"], "expires_in_seconds": 1e309}',
+  '{"name": "x", "scopes": [], "expires_at": "9999-99-99T99:99:99Z"}',
+  '{"input": "file:///etc/passwd"}',
+  '{"input": "s3://../x"}',
+  '{"webhook_url": "http://[::ffff:127.0.0.1]/", "instances": [[1, 2, 3, 4]]}',
+  'id,a,b,c,d\n"unclosed,1,2,3,4\n',
+  '\u0000\u0001\u0002 binary',
+];
+const HOSTILE_CONTENT_TYPES = [
+  'application/json',
+  'application/json; charset=utf-16',
+  'text/plain',
+  'text/csv',
+  'application/jsonl',
+  'application/octet-stream',
+  'multipart/form-data',
+  'multipart/form-data; boundary=x',
+];
 
 for (const { name: driver } of testDatabases()) {
   describe(`hostile input (${driver})`, () => {
@@ -389,6 +479,51 @@ for (const { name: driver } of testDatabases()) {
       assert.equal(batch.status, 'succeeded', JSON.stringify(batch));
       const output = await fileText(`/v1/batches/${batch.id}/output`);
       assert.deepEqual(JSON.parse(output), { id: 'r\u0000\ud800', y_0: 1, y_1: 2, y_2: 3, y_3: 4 });
+    });
+
+    it('a sweep of hostile requests over every route: none is answered 5xx, every error is documented', async (t) => {
+      const routes = routesOf(tp.platform.app!.printRoutes({ commonPrefix: false }));
+      assert.ok(routes.length >= 35, `${routes.length} routes`);
+      const requests: { method: string; path: string; body?: string; type?: string }[] = [];
+      const withParams = (path: string, value: string) =>
+        path
+          .replace(':name', value)
+          .replace(':version', value === 'm' ? '1' : value)
+          .replace(':id', value);
+      for (const [method, path] of routes) {
+        for (const value of HOSTILE_PARAMS) requests.push({ method, path: withParams(path, value) });
+        for (const query of HOSTILE_QUERIES) requests.push({ method, path: withParams(path, 'm') + query });
+        if (method === 'GET') continue;
+        for (const body of HOSTILE_BODIES) {
+          for (const type of HOSTILE_CONTENT_TYPES)
+            requests.push({ method, path: withParams(path, 'm'), body, type });
+        }
+      }
+      // Destructive routes last, so that the model is there for the others.
+      requests.sort((a, b) => Number(a.method === 'DELETE') - Number(b.method === 'DELETE'));
+      const failures: string[] = [];
+      for (const { method, path, body, type } of requests) {
+        const response = await call(method, path, {
+          body: body === undefined ? undefined : body,
+          headers: type === undefined ? {} : { 'content-type': type },
+        });
+        const what = `${method} ${path.slice(0, 80)} ${type ?? ''} ${(body ?? '').slice(0, 40)}`;
+        const { status } = response;
+        const allowed503 = status === 503 && ['queue_full', 'not_ready'].includes(response.body?.code);
+        if (status >= 500 && !allowed503)
+          failures.push(`${status} ${what}: ${JSON.stringify(response.body)}`);
+        if (status >= 400) {
+          const code = response.body?.code;
+          const documented = typeof code === 'string' && ERROR_CODES[code as ErrorCode] === status;
+          const problem = /^application\/problem\+json/.test(response.headers.get('content-type') ?? '');
+          if (!documented || !problem) failures.push(`${status} ${what}: not a documented problem`);
+        }
+      }
+      t.diagnostic(`${requests.length} requests over ${routes.length} routes`);
+      assert.deepEqual(failures.slice(0, 20), []);
+      // Still serving.
+      const health = await tp.call('GET', '/readyz');
+      assert.equal(health.status, 200);
     });
 
     it('the server is still healthy and answers after all of it', async () => {
