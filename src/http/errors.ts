@@ -44,10 +44,11 @@ export function toModelgateError(error: unknown): ModelgateError {
   if (isModelgateError(error)) return error;
   const fastifyError = error as Partial<FastifyError>;
   const status = fastifyError.statusCode;
-  const mapped = fastifyError.code
-    ? (CODE_BY_FASTIFY_CODE[fastifyError.code] ??
-      (status !== undefined && status >= 400 && status < 500 ? codeForClientStatus(status) : undefined))
-    : undefined;
+  const mapped =
+    (fastifyError.code === undefined ? undefined : CODE_BY_FASTIFY_CODE[fastifyError.code]) ??
+    (status !== undefined && status >= 400 && status < 500 && !(error instanceof SyntaxError)
+      ? codeForClientStatus(status)
+      : undefined);
   if (mapped) return new ModelgateError(mapped, fastifyError.message ?? mapped, { cause: error });
   if (error instanceof SyntaxError && status === 400) {
     return new ModelgateError('invalid_json', `the body is not valid JSON: ${error.message}`, {

@@ -37,11 +37,13 @@ export function serializeModel({ model, versions }: ModelWithVersions) {
 }
 
 /**
- * What busboy says of a form it cannot read (no boundary, a body cut short) is the client's error. Errors
- * with a code (its limits) are mapped where every error is.
+ * What busboy says of a form it cannot read (no boundary, a body cut short), or the connection says when
+ * it breaks mid-form, is the client's error. The plugin's own errors (its limits) are mapped where every
+ * error is.
  */
 function malformedForm(error: unknown): unknown {
-  if (isModelgateError(error) || (error as { code?: unknown }).code !== undefined) return error;
+  const code = (error as { code?: unknown }).code;
+  if (isModelgateError(error) || (typeof code === 'string' && code.startsWith('FST_'))) return error;
   return new ModelgateError('bad_request', `the multipart form cannot be read: ${(error as Error).message}`, {
     cause: error,
   });
