@@ -123,7 +123,7 @@ export class Accounts {
   constructor(private readonly deps: { db: Db; authenticator: Authenticator }) {}
 
   /** A new tenant and its first admin key; only admins of the operator tenant create tenants. */
-  createTenant(principal: Principal, name: string): Promise<{ tenant: Tenant; key: CreatedKey }> {
+  async createTenant(principal: Principal, name: string): Promise<{ tenant: Tenant; key: CreatedKey }> {
     if (!principal.operator) {
       throw new ModelgateError('forbidden', 'only admin keys of the operator tenant create tenants');
     }

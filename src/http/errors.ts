@@ -42,20 +42,18 @@ function codeForClientStatus(status: number): ErrorCode {
 
 export function toModelgateError(error: unknown): ModelgateError {
   if (isModelgateError(error)) return error;
-  const fastifyError = error as Partial<FastifyError>;
-  const status = fastifyError.statusCode;
-  const mapped =
-    (fastifyError.code === undefined ? undefined : CODE_BY_FASTIFY_CODE[fastifyError.code]) ??
-    (status !== undefined && status >= 400 && status < 500 && !(error instanceof SyntaxError)
-      ? codeForClientStatus(status)
-      : undefined);
-  if (mapped) return new ModelgateError(mapped, fastifyError.message ?? mapped, { cause: error });
+  const { code, statusCode: status, message } = error as Partial<FastifyError>;
+  const known = code === undefined ? undefined : CODE_BY_FASTIFY_CODE[code];
+  if (known) return new ModelgateError(known, message ?? known, { cause: error });
   if (error instanceof SyntaxError && status === 400) {
     return new ModelgateError('invalid_json', `the body is not valid JSON: ${error.message}`, {
       cause: error,
     });
   }
-  if (status === 413) return new ModelgateError('payload_too_large', 'the body is too large');
+  if (status !== undefined && status >= 400 && status < 500) {
+    const mapped = codeForClientStatus(status);
+    return new ModelgateError(mapped, message || mapped, { cause: error });
+  }
   return new ModelgateError('internal', 'internal error', { cause: error });
 }
 

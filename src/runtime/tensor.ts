@@ -58,7 +58,7 @@ function invalid(message: string, details: Record<string, unknown>): ModelgateEr
 }
 
 /** A shape for a message: its dims, or its first few and its rank when it is long. */
-export function formatShape(shape: readonly number[]): string {
+function formatShape(shape: readonly number[]): string {
   if (shape.length <= 8) return `[${shape.join(', ')}]`;
   return `[${shape.slice(0, 8).join(', ')}, …] (rank ${shape.length})`;
 }
