@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { openLocalArtifactStore } from '../src/artifacts/local.ts';
 import { readResult, storeResult } from '../src/jobs/results.ts';
+import type { Queryable } from '../src/store/db.ts';
 import { insertJob, newJobId } from '../src/store/jobs.ts';
 import { deleteModelVersion, insertModelVersion, selectModel } from '../src/store/models.ts';
 import { verifyWebhook } from '../src/webhooks/signature.ts';
@@ -58,6 +59,33 @@ async function eventually<T>(read: () => Promise<T>, done: (value: T) => boolean
     if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}: ${JSON.stringify(value)}`);
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
+}
+
+/** The id of the default tenant, which the test platform's admin key belongs to. */
+async function defaultTenantId(db: Queryable): Promise<string> {
+  const [tenant] = await db.query<{ id: string }>(`SELECT id FROM tenants WHERE name = 'default'`);
+  return tenant!.id;
+}
+
+/**
+ * Queues a job of the default tenant straight into the store, past the gateway's checks, as another
+ * process (or an older version) may have: one row of input, 60 s to run.
+ */
+async function queueJob(
+  db: Queryable,
+  job: { modelName: string; modelVersion: number; row: number[]; maxAttempts: number; webhookUrl?: string },
+) {
+  return insertJob(db, {
+    id: newJobId(),
+    tenantId: await defaultTenantId(db),
+    modelName: job.modelName,
+    modelVersion: job.modelVersion,
+    inputJson: JSON.stringify({ instances: [job.row] }),
+    priority: 0,
+    maxAttempts: job.maxAttempts,
+    timeoutMs: 60_000,
+    webhookUrl: job.webhookUrl,
+  });
 }
 
 describe('async jobs over HTTP', () => {
@@ -336,19 +364,13 @@ describe('async jobs over HTTP', () => {
   it('a job whose model was deleted before it ran fails with model_not_found, not retried', async () => {
     await deployModel(tp, key, 'doomed', buildIdentityModel(3));
     const { db } = tp.platform;
-    const [tenant] = await db.query<{ id: string }>(`SELECT id FROM tenants WHERE name = 'default'`);
     // Queued but not yet due, so that no worker takes it before the model is gone.
     const id = await db.transaction(async (tx) => {
-      const job = await insertJob(tx, {
-        id: newJobId(),
-        tenantId: tenant!.id,
+      const job = await queueJob(tx, {
         modelName: 'doomed',
         modelVersion: 1,
-        inputJson: JSON.stringify({ instances: [[1, 2, 3]] }),
-        priority: 0,
+        row: [1, 2, 3],
         maxAttempts: 3,
-        timeoutMs: 60_000,
-        webhookUrl: undefined,
       });
       await tx.query(`UPDATE jobs SET run_after = now() + interval '1 hour' WHERE id = $1`, [job.id]);
       return job.id;
@@ -477,18 +499,11 @@ describe('jobs: results in the artifact store, private webhook targets refused',
     try {
       // A submit refuses such a URL (test/hostile-input.test.ts); one already stored (by a version before
       // that check, or while the operator allowed private networks) is refused when it is delivered.
-      const [tenant] = await tp.platform.db.query<{ id: string }>(
-        `SELECT id FROM tenants WHERE name = 'default'`,
-      );
-      const queued = await insertJob(tp.platform.db, {
-        id: newJobId(),
-        tenantId: tenant!.id,
+      const queued = await queueJob(tp.platform.db, {
         modelName: 'identity',
         modelVersion: 1,
-        inputJson: JSON.stringify({ instances: [[1, 2, 3]] }),
-        priority: 0,
+        row: [1, 2, 3],
         maxAttempts: 1,
-        timeoutMs: 60_000,
         webhookUrl: receiver.url,
       });
       const submitted = { body: { id: queued.id } };
@@ -546,22 +561,14 @@ describe('jobs meeting a full model queue', () => {
 
   it('jobs the batcher refuses with queue_full are retried, not lost', async () => {
     // Queued in one transaction, they are claimed together: the model queue of 1 refuses most at first.
-    const [tenant] = await tp.platform.db.query<{ id: string }>(
-      `SELECT id FROM tenants WHERE name = 'default'`,
-    );
     const ids = await tp.platform.db.transaction(async (tx) => {
       const queued = [];
       for (let i = 0; i < 10; i++) {
-        const job = await insertJob(tx, {
-          id: newJobId(),
-          tenantId: tenant!.id,
+        const job = await queueJob(tx, {
           modelName: 'identity',
           modelVersion: 1,
-          inputJson: JSON.stringify({ instances: [[i, i, i]] }),
-          priority: 0,
+          row: [i, i, i],
           maxAttempts: 20,
-          timeoutMs: 60_000,
-          webhookUrl: undefined,
         });
         queued.push(job.id);
       }
@@ -593,35 +600,57 @@ describe('a worker meeting a version its catalogue does not know yet', () => {
       json: { instances: [[1, 2, 3]] },
     });
     assert.equal(predicted.status, 200);
-    const [tenant] = await db.query<{ id: string }>(`SELECT id FROM tenants WHERE name = 'default'`);
-    const first = predictor.resolve(tenant!.id, 'moving', 1).version;
+    const tenantId = await defaultTenantId(db);
+    const first = predictor.resolve(tenantId, 'moving', 1).version;
     assert.ok(predictor.isLoaded(first));
 
     // Another process's deploy whose notice has not arrived yet: the database changes, nothing is announced.
-    const model = (await selectModel(db, tenant!.id, 'moving'))!;
+    const model = (await selectModel(db, tenantId, 'moving'))!;
     await db.transaction(async (tx) => {
       const { runtime, artifactSha256, sizeBytes, signature } = first;
       await insertModelVersion(tx, model.id, { runtime, artifactSha256, sizeBytes, signature });
       await deleteModelVersion(tx, model.id, 1);
     });
-    const queued = await insertJob(db, {
-      id: newJobId(),
-      tenantId: tenant!.id,
+    const queued = await queueJob(db, {
       modelName: 'moving',
       modelVersion: 2,
-      inputJson: JSON.stringify({ instances: [[4, 5, 6]] }),
-      priority: 0,
+      row: [4, 5, 6],
       maxAttempts: 1,
-      timeoutMs: 60_000,
-      webhookUrl: undefined,
     });
     const done = await tp.call('GET', `/v1/jobs/${queued.id}?wait=20`, { key: tp.adminKey });
     assert.equal(done.body.status, 'succeeded', JSON.stringify(done.body));
     assert.deepEqual(done.body.result.outputs.y, [[4, 5, 6]]);
     // The worker read the model again through the predictor, which let version 1 go (its notice, when it
     // comes, changes nothing more).
-    assert.deepEqual(predictor.versionNumbers(tenant!.id, 'moving'), [2]);
+    assert.deepEqual(predictor.versionNumbers(tenantId, 'moving'), [2]);
     assert.equal(predictor.isLoaded(first), false, 'version 1 is no longer loaded');
+  });
+
+  it("runs its job although the model's newest version cannot load: the worker loads only what the job needs", async () => {
+    const { db, predictor } = tp.platform;
+    const tenantId = await defaultTenantId(db);
+    const current = predictor.resolve(tenantId, 'moving').version;
+    // Two versions the process has not heard of: 3 as good as 2, 4 whose file is not in the store.
+    const model = (await selectModel(db, tenantId, 'moving'))!;
+    await db.transaction(async (tx) => {
+      const { runtime, artifactSha256, sizeBytes, signature } = current;
+      await insertModelVersion(tx, model.id, { runtime, artifactSha256, sizeBytes, signature });
+      await insertModelVersion(tx, model.id, {
+        runtime,
+        artifactSha256: 'f'.repeat(64),
+        sizeBytes,
+        signature,
+      });
+    });
+    const queued = await queueJob(db, {
+      modelName: 'moving',
+      modelVersion: 3,
+      row: [7, 8, 9],
+      maxAttempts: 1,
+    });
+    const done = await tp.call('GET', `/v1/jobs/${queued.id}?wait=20`, { key: tp.adminKey });
+    assert.equal(done.body.status, 'succeeded', JSON.stringify(done.body));
+    assert.deepEqual(done.body.result.outputs.y, [[7, 8, 9]]);
   });
 });
 

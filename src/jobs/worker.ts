@@ -309,7 +309,7 @@ export class JobWorker {
     try {
       resolved = predictor.resolve(job.tenantId, job.modelName, job.modelVersion);
     } catch {
-      await predictor.refreshModel(job.tenantId, job.modelName);
+      await predictor.refreshModel(job.tenantId, job.modelName, { warmNewest: false });
       resolved = predictor.resolve(job.tenantId, job.modelName, job.modelVersion);
     }
     if (isPartInput(job.input)) {

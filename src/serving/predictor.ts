@@ -172,9 +172,11 @@ export class Predictor {
   /**
    * Re-reads one model into the catalogue and follows what changed: the one path by which a model change
    * reaches serving, whether it was made here, announced by another process, or met by a worker whose
-   * job names a version it has not seen yet. The newest version is loaded ahead of its traffic.
+   * job names a version it has not seen yet. The newest version is loaded ahead of its traffic unless
+   * `warmNewest` is false (a worker refreshing for one job loads the version that job needs, and no other
+   * version's failure to load may fail it).
    */
-  refreshModel(tenantId: string, name: string): Promise<void> {
+  refreshModel(tenantId: string, name: string, { warmNewest = true } = {}): Promise<void> {
     const key = JSON.stringify([tenantId, name]);
     const refresh = (this.refreshing.get(key) ?? Promise.resolve())
       .catch(() => undefined)
@@ -183,7 +185,7 @@ export class Predictor {
         if (!changed) return;
         await this.followChange(previous, current);
         const latest = current?.versions.at(-1);
-        if (latest) await this.warm(latest);
+        if (latest && warmNewest) await this.warm(latest);
       });
     this.refreshing.set(key, refresh);
     const forget = () => {
