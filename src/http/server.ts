@@ -61,12 +61,14 @@ export async function buildServer(deps: HttpDeps): Promise<FastifyInstance> {
 
   app.addHook('onRequest', async (request, reply) => {
     reply.header('x-request-id', request.id);
-    // Names, ids and cursors in the path and query, checked once here rather than by each route.
-    checkRequestText(request.params, request.query);
     const scope = request.routeOptions.config.scope;
-    if (!scope) return;
-    request.principal = await deps.authenticator.authenticate(request.headers.authorization);
-    requireScope(request.principal, scope);
+    if (scope) {
+      request.principal = await deps.authenticator.authenticate(request.headers.authorization);
+      requireScope(request.principal, scope);
+    }
+    // Names, ids and cursors in the path and query, checked once here rather than by each route; after
+    // authentication, so that a caller without a key learns nothing but 401.
+    checkRequestText(request.params, request.query);
   });
   // Metric children bound once per route, method and status: label hashing per request showed in profiles.
   const httpMetrics = new Map<
