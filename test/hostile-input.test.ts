@@ -245,6 +245,8 @@ for (const { name: driver } of testDatabases()) {
         assert.match(response.body.detail, /NUL|surrogate/, `${method} ${path}`);
       }
       assert.equal(await jobCount(), jobsBefore, 'no job was stored');
+      // Checked after authentication: without a key, the answer is 401 whatever the path holds.
+      assertProblem(await tp.call('GET', '/v1/jobs/%00'), 401, 'unauthenticated');
       assert.equal((await call('GET', '/v1/keys')).body.keys.length, 1, 'no key was stored');
       // Text that is only escaped, or a valid surrogate pair, is text.
       const created = await rawJson(
