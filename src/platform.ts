@@ -25,6 +25,7 @@ import { BatchService } from './batch/service.ts';
 import { BatchSources } from './batch/source.ts';
 import { JobWorker } from './jobs/worker.ts';
 import { WebhookDispatcher } from './jobs/webhooks.ts';
+import { OutageReporter } from './jobs/outage.ts';
 
 export interface Platform {
   /** The HTTP server; absent in a worker-only process. */
@@ -177,10 +178,11 @@ async function assemble(
   }
   let worker: JobWorker | undefined;
   if (config.workers) {
-    worker = new JobWorker({ db, predictor, artifacts, logger, metrics, config });
+    const outage = new OutageReporter(logger);
+    worker = new JobWorker({ db, predictor, artifacts, logger, metrics, config, outage });
     await worker.start();
     closers.push(() => worker!.drain());
-    const webhooks = new WebhookDispatcher({ db, logger, config });
+    const webhooks = new WebhookDispatcher({ db, logger, config, outage });
     webhooks.start();
     closers.push(() => webhooks.stop());
   }

@@ -8,7 +8,13 @@ import { fileURLToPath } from 'node:url';
 import type { Db } from '../src/store/db.ts';
 import { migrate, readMigrations } from '../src/store/migrate.ts';
 import { openPostgres } from '../src/store/postgres.ts';
-import { createTestSchema, dropTestSchema, testDatabaseUrl, testDatabases } from './helpers/databases.ts';
+import {
+  createTestSchema,
+  dropTestSchema,
+  TEST_DATABASE_TIMEOUT_MS,
+  testDatabaseUrl,
+  testDatabases,
+} from './helpers/databases.ts';
 
 const CHILD_SCRIPT = fileURLToPath(new URL('./helpers/migrate-child.ts', import.meta.url));
 const PROCESS_COUNT = 4;
@@ -85,7 +91,7 @@ test(
       results.map(({ stdout }) => JSON.parse(stdout.split('\n')[1] ?? '') as string[]),
       names,
     );
-    const db = await openPostgres(url, { schema });
+    const db = await openPostgres(url, { schema, timeoutMs: TEST_DATABASE_TIMEOUT_MS });
     try {
       await assertOneRowPerMigration(db);
     } finally {

@@ -25,7 +25,7 @@ import {
 import { countTenants, insertTenant, listTenants, selectTenantByName } from '../src/store/tenants.ts';
 import { listenChannel } from '../src/store/channels.ts';
 import { openPostgres } from '../src/store/postgres.ts';
-import { testDatabases, testDatabaseUrl } from './helpers/databases.ts';
+import { TEST_DATABASE_TIMEOUT_MS, testDatabases, testDatabaseUrl } from './helpers/databases.ts';
 import { waitUntil, withApplicationName } from './helpers/processes.ts';
 
 const SIGNATURE: ModelSignature = {
@@ -226,8 +226,10 @@ for (const database of testDatabases()) {
     if (database.name === 'postgres') {
       it('every channel of a process shares one listening connection, and all of them survive its loss', async () => {
         const name = `store-listen-${randomUUID().slice(0, 8)}`;
-        const own = await openPostgres(withApplicationName(testDatabaseUrl()!, name));
-        const admin = await openPostgres(testDatabaseUrl()!);
+        const own = await openPostgres(withApplicationName(testDatabaseUrl()!, name), {
+          timeoutMs: TEST_DATABASE_TIMEOUT_MS,
+        });
+        const admin = await openPostgres(testDatabaseUrl()!, { timeoutMs: TEST_DATABASE_TIMEOUT_MS });
         try {
           const reconnected: string[] = [];
           const received: string[] = [];

@@ -2,7 +2,7 @@
 // real-time requests do not touch the database; a revocation drops the cached key at once in this
 // process and, through a change notice, in every other process on the same database.
 import { ModelgateError } from '../errors.ts';
-import type { Db } from '../store/db.ts';
+import { isConnectionLoss, type Db } from '../store/db.ts';
 import type { ApiKeyRecord } from '../store/keys.ts';
 import { selectApiKeyByDigest } from '../store/keys.ts';
 import { selectTenant } from '../store/tenants.ts';
@@ -61,6 +61,10 @@ export class Authenticator {
    * The stored key for a presented one. Cached by the presented key itself, so a hit costs no hashing
    * (SHA-256 on every request was 2.6% of the event loop at 13k req/s, bench/realtime.ts); the key is in
    * this process's memory while a request carries it anyway. Concurrent misses share one database read.
+   * A known key whose time is up is kept for another cacheTtlMs when the database cannot be reached, so
+   * that real-time requests, which need nothing else of it, keep answering (and do not each wait out a
+   * database that stopped answering). Revocations made meanwhile are applied when it is back: its change
+   * listener reconnects and every key is forgotten.
    */
   private lookup(presented: string): Promise<CachedKey> {
     const cached = this.cache.get(presented);
@@ -68,9 +72,17 @@ export class Authenticator {
     if (cached && performance.now() - cached.loadedAtMs < ttl) return Promise.resolve(cached);
     let loading = this.loading.get(presented);
     if (!loading) {
-      const started = this.load(presented).finally(() => {
-        if (this.loading.get(presented) === started) this.loading.delete(presented);
-      });
+      const generation = this.generation;
+      const started = this.load(presented)
+        .catch((error: unknown) => {
+          if (!cached?.record || generation !== this.generation || !isConnectionLoss(error)) throw error;
+          const kept = { ...cached, loadedAtMs: performance.now() };
+          this.cache.set(presented, kept);
+          return kept;
+        })
+        .finally(() => {
+          if (this.loading.get(presented) === started) this.loading.delete(presented);
+        });
       this.loading.set(presented, (loading = started));
     }
     return loading;

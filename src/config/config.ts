@@ -27,6 +27,12 @@ export const configSchema = z
       .string()
       .regex(/^[a-z_][a-z0-9_]*$/)
       .optional(),
+    /**
+     * How long a database connection may take to be made, and a statement to be answered, before the
+     * database counts as unreachable (MODELGATE_DATABASE_TIMEOUT_MS): requests then answer 503 instead of
+     * hanging on a server that stopped answering. Migrations have no deadline. Default 15 000.
+     */
+    databaseTimeoutMs: z.coerce.number().int().min(100).default(15_000),
     /** Artifact store folder (MODELGATE_ARTIFACTS_DIR). Default <dataDir>/artifacts. */
     artifactsDir: z.string().optional(),
     /**

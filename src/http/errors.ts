@@ -5,6 +5,10 @@ import { STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { ModelgateError, isModelgateError, type ErrorCode } from '../errors.ts';
+import { isConnectionLoss } from '../store/db.ts';
+
+/** When a client should try again after the database was unreachable (Retry-After, in seconds). */
+const DATABASE_RETRY_AFTER_SECONDS = 2;
 
 /**
  * Fastify's own errors, and @fastify/multipart's, that a request can cause, mapped to ours (the
@@ -42,6 +46,13 @@ function codeForClientStatus(status: number): ErrorCode {
 
 export function toModelgateError(error: unknown): ModelgateError {
   if (isModelgateError(error)) return error;
+  // Whatever route met it: the request may be sent again once the database is back.
+  if (isConnectionLoss(error)) {
+    return new ModelgateError('not_ready', 'the database cannot be reached; try again shortly', {
+      cause: error,
+      retryAfterSeconds: DATABASE_RETRY_AFTER_SECONDS,
+    });
+  }
   const { code, statusCode: status, message } = error as Partial<FastifyError>;
   const known = code === undefined ? undefined : CODE_BY_FASTIFY_CODE[code];
   if (known) return new ModelgateError(known, message ?? known, { cause: error });
@@ -78,7 +89,10 @@ function problemBody(
 
 export function sendProblem(error: unknown, request: FastifyRequest, reply: FastifyReply): FastifyReply {
   const problem = toModelgateError(error);
-  if (problem.status >= 500 && problem.code !== 'timeout' && problem.code !== 'queue_full') {
+  if (problem.code === 'not_ready') {
+    // Expected while starting, draining or while the database is away: no stack for each request.
+    request.log.warn({ code: problem.code, reason: problem.message }, 'request refused: not ready');
+  } else if (problem.status >= 500 && problem.code !== 'timeout' && problem.code !== 'queue_full') {
     request.log.error({ err: error, code: problem.code }, 'request failed');
   }
   if (problem.retryAfterSeconds !== undefined) reply.header('retry-after', String(problem.retryAfterSeconds));

@@ -9,7 +9,7 @@ import { validateInputs } from '../runtime/tensor.ts';
 import type { Predictor } from '../serving/predictor.ts';
 import { tensorsFromBody, type PredictBody } from '../serving/predict-body.ts';
 import { listenChannel } from '../store/channels.ts';
-import type { Db } from '../store/db.ts';
+import { isConnectionLoss, type Db } from '../store/db.ts';
 import {
   cancelJob,
   claimIdempotencyKey,
@@ -193,6 +193,8 @@ export class JobService {
   /**
    * Reads the job (unless `job` is known) until it has finished or the deadline has passed. Without a
    * watch it is read once; with one, again after each notice (which may bring the finished job along).
+   * When the database goes away during the wait, the answer is the job as last read: it was accepted, and
+   * a 503 after a submit would read as if it had not been.
    */
   private async waitFor(
     tenantId: string,
@@ -201,9 +203,16 @@ export class JobService {
     watch: Watch | undefined,
     job?: JobRecord,
   ): Promise<JobRecord> {
+    let known = job;
     for (;;) {
-      job ??= await selectJob(this.deps.db, tenantId, id);
+      try {
+        job ??= await selectJob(this.deps.db, tenantId, id);
+      } catch (error) {
+        if (known && isConnectionLoss(error)) return known;
+        throw error;
+      }
       if (!job) throw jobNotFound(id);
+      known = job;
       const remainingMs = deadline - Date.now();
       if (TERMINAL_STATUSES.includes(job.status) || remainingMs <= 0 || !watch) return job;
       // A notice that arrived while the job was being read is kept: the next read follows at once.

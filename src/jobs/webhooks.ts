@@ -10,6 +10,7 @@ import { postWebhook } from '../webhooks/send.ts';
 import { webhookHeaders } from '../webhooks/signature.ts';
 import { jobView } from './view.ts';
 import { retryDelayMs } from './backoff.ts';
+import type { OutageReporter } from './outage.ts';
 
 export type WebhookConfig = Pick<
   Config,
@@ -27,15 +28,17 @@ export class WebhookDispatcher {
   private running: Promise<void> | undefined;
   private stopped = false;
 
-  constructor(private readonly deps: { db: Db; logger: Logger; config: WebhookConfig }) {}
+  constructor(
+    private readonly deps: { db: Db; logger: Logger; config: WebhookConfig; outage: OutageReporter },
+  ) {}
 
   start(): void {
     const tick = () => {
       if (this.stopped) return;
       this.running = this.deliverDue()
         .then(
-          () => undefined,
-          (error: unknown) => this.deps.logger.warn({ err: error }, 'webhook deliveries failed'),
+          () => this.deps.outage.reached(),
+          (error: unknown) => this.deps.outage.failed(error, 'webhook deliveries failed'),
         )
         .finally(() => {
           if (!this.stopped) this.timer = setTimeout(tick, this.deps.config.jobPollMs);

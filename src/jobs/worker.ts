@@ -9,11 +9,12 @@ import type { ArtifactStore } from '../artifacts/store.ts';
 import type { Config } from '../config/config.ts';
 import { isModelgateError, type ErrorCode } from '../errors.ts';
 import { Alarm } from './alarm.ts';
+import type { OutageReporter } from './outage.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import { predictionToJson, tensorsFromBody, type PredictBody } from '../serving/predict-body.ts';
 import type { Predictor } from '../serving/predictor.ts';
 import { listenChannel } from '../store/channels.ts';
-import type { Db } from '../store/db.ts';
+import { isConnectionLoss, type Db } from '../store/db.ts';
 import { newId } from '../store/ids.ts';
 import {
   analyzeJobsIfGrown,
@@ -80,6 +81,9 @@ const HOUSEKEEPING_INTERVAL_MS = 60_000;
 const STALLED_UPLOAD_SECONDS = 600;
 /** How often a worker with jobs in flight looks for jobs without a notice. */
 const BUSY_POLL_MS = 100;
+/** A failed claim is tried again after this, doubled (with jitter) per failure in a row up to the cap. */
+const CLAIM_RETRY_BASE_MS = 100;
+const CLAIM_RETRY_MAX_MS = 5000;
 /** How often a worker looks whether the jobs table has outgrown the plans made for it (analyzeJobsIfGrown). */
 const TABLE_SIZE_CHECK_MS = 2000;
 
@@ -106,6 +110,8 @@ export class JobWorker {
   private peers: string[] = [];
   /** The jobs table's size in pages when this worker last analyzed it. */
   private analyzedPages = 0;
+  /** Claims that failed in a row; each failure waits longer before the next. */
+  private claimFailures = 0;
   /** Outcomes are recorded together while the previous ones are committing (a batch finishes at once). */
   private readonly finishes = new WriteBatcher<FinishedAttempt, boolean>((attempts) =>
     finishJobs(this.deps.db, attempts),
@@ -119,6 +125,8 @@ export class JobWorker {
       logger: Logger;
       metrics: Metrics;
       config: WorkerConfig;
+      /** Shared with the process's webhook deliveries. */
+      outage: OutageReporter;
     },
   ) {}
 
@@ -157,8 +165,9 @@ export class JobWorker {
   }
 
   private runTask(task: () => Promise<void>): void {
-    task().catch((error: unknown) =>
-      this.deps.logger.warn({ err: error, worker: this.id }, 'worker task failed'),
+    task().then(
+      () => this.deps.outage.reached(),
+      (error: unknown) => this.deps.outage.failed(error, 'worker task failed'),
     );
   }
 
@@ -211,8 +220,14 @@ export class JobWorker {
             );
           }
           for (const job of jobs) this.launch(job);
+          this.claimFailures = 0;
+          this.deps.outage.reached();
         } catch (error) {
-          logger.warn({ err: error, worker: this.id }, 'claiming jobs failed; retrying');
+          this.deps.outage.failed(error, 'claiming jobs failed; retrying with backoff');
+          this.claimFailures++;
+          // A notice (none comes while the database is away) or a finished job may end the wait early.
+          await this.alarm.sleep(retryDelayMs(CLAIM_RETRY_BASE_MS, this.claimFailures, CLAIM_RETRY_MAX_MS));
+          continue;
         }
       } else {
         this.owed = true;
@@ -326,13 +341,16 @@ export class JobWorker {
     return predictionToJson(job.modelName, job.modelVersion, prediction.outputs);
   }
 
-  /** Database writes of an outcome are retried through a dropped connection; the lease fences duplicates. */
+  /**
+   * Database writes of an outcome are retried, for as long as the database cannot be reached (a job's result
+   * is worth keeping through an outage) and up to 8 times on other failures; the lease fences duplicates.
+   */
   private async withRetries<T>(write: () => Promise<T>): Promise<T> {
     for (let attempt = 1; ; attempt++) {
       try {
         return await write();
       } catch (error) {
-        if (attempt >= 8) throw error;
+        if (attempt >= 8 && !isConnectionLoss(error)) throw error;
         await new Promise((resolve) => setTimeout(resolve, retryDelayMs(200, attempt, 5000)));
       }
     }

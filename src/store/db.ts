@@ -50,20 +50,62 @@ export class StoreError extends Error {
 const KIND_BY_SQLSTATE: Record<string, StoreError['kind']> = {
   '23505': 'unique_violation',
   '23503': 'foreign_key_violation',
+  // Class 08: the connection failed or was lost.
   '08000': 'connection',
+  '08001': 'connection',
   '08003': 'connection',
+  '08004': 'connection',
   '08006': 'connection',
+  // The server is shutting down (admin, crash) or not accepting connections yet (starting, recovering).
   '57P01': 'connection',
+  '57P02': 'connection',
+  '57P03': 'connection',
+  '53300': 'connection', // too many connections
 };
+
+/** What the socket under a connection says when it cannot be made or is lost. */
+const SOCKET_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EPIPE',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+]);
+
+/**
+ * node-postgres's own errors (they carry no code) when a connection is lost, cannot be made in time, or
+ * stopped answering (a statement past its deadline, as on a network cut without a reset).
+ */
+const DRIVER_CONNECTION_MESSAGES = [
+  'Connection terminated',
+  'Client has encountered a connection error and is not queryable',
+  'Client was closed and is not queryable',
+  'timeout exceeded when trying to connect',
+  'timeout expired',
+  'Query read timeout',
+];
+
+function kindOf(error: unknown, state: string | undefined): StoreError['kind'] {
+  if (state !== undefined && Object.hasOwn(KIND_BY_SQLSTATE, state)) return KIND_BY_SQLSTATE[state]!;
+  if (state !== undefined && SOCKET_CODES.has(state)) return 'connection';
+  const message = error instanceof Error ? error.message : '';
+  return DRIVER_CONNECTION_MESSAGES.some((prefix) => message.startsWith(prefix)) ? 'connection' : 'other';
+}
 
 export function translateError(error: unknown): StoreError {
   if (error instanceof StoreError) return error;
-  const sqlState = (error as { code?: unknown }).code;
+  const sqlState = (error as { code?: unknown } | undefined)?.code;
   const state = typeof sqlState === 'string' ? sqlState : undefined;
-  const known = state === undefined ? undefined : KIND_BY_SQLSTATE[state];
-  const kind = known ?? (state === 'ECONNREFUSED' || state === 'ECONNRESET' ? 'connection' : 'other');
   const message = error instanceof Error ? error.message : String(error);
-  return new StoreError(kind, message, state, { cause: error });
+  return new StoreError(kindOf(error, state), message, state, { cause: error });
+}
+
+/** Whether `error` says the database cannot be reached now (worth trying again), not that a statement failed. */
+export function isConnectionLoss(error: unknown): boolean {
+  return error instanceof StoreError && error.kind === 'connection';
 }
 
 /** `work`, with a failure translated to StoreError: how the drivers wrap every call into their client. */

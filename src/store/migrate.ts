@@ -28,8 +28,9 @@ export async function readMigrations(): Promise<Migration[]> {
 export async function migrate(db: Db): Promise<string[]> {
   const migrations = await readMigrations();
   return db.transaction(async (tx) => {
-    // Transaction-scoped, so the lock is released by COMMIT/ROLLBACK even if this process dies.
-    await tx.query('SELECT pg_advisory_xact_lock($1)', [MIGRATION_LOCK_KEY]);
+    // Transaction-scoped, so the lock is released by COMMIT/ROLLBACK even if this process dies. Through
+    // exec, which has no deadline: another process may hold the lock through a long migration.
+    await tx.exec(`SELECT pg_advisory_xact_lock(${MIGRATION_LOCK_KEY})`);
     await tx.query(`CREATE TABLE IF NOT EXISTS modelgate_migrations (
       id integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`);
     const applied = new Set(

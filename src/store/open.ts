@@ -10,12 +10,17 @@ export interface StoreConfig {
   databaseUrl?: string;
   /** Schema for the Postgres driver (search_path). */
   databaseSchema?: string;
+  /** Deadline of a connection and of a statement on the Postgres driver (PostgresOptions.timeoutMs). */
+  databaseTimeoutMs: number;
   dataDir: string;
 }
 
 export async function openStore(config: StoreConfig): Promise<Db> {
   const db = config.databaseUrl
-    ? await openPostgres(config.databaseUrl, { schema: config.databaseSchema })
+    ? await openPostgres(config.databaseUrl, {
+        schema: config.databaseSchema,
+        timeoutMs: config.databaseTimeoutMs,
+      })
     : await openPglite(join(config.dataDir, 'pg'));
   try {
     await migrate(db);

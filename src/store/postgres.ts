@@ -2,14 +2,23 @@
 import { createHash } from 'node:crypto';
 import pg from 'pg';
 import type { Db, Queryable } from './db.ts';
-import { deliverNotice, translateError, translating } from './db.ts';
+import { deliverNotice, isConnectionLoss, translateError, translating } from './db.ts';
 
 export interface PostgresOptions {
   /** Every connection's search_path; tests give each file its own. Default: the server's default. */
   schema?: string;
   /** Pool size. Default: 10. */
   maxConnections?: number;
+  /**
+   * How long a connection may take to be made, and a statement (migrations aside) to be answered, before
+   * it is given up as lost: a server that stopped answering (a network cut without a reset) fails calls
+   * as a `connection` StoreError instead of hanging them (the configuration's databaseTimeoutMs).
+   */
+  timeoutMs: number;
 }
+
+/** What a listening connection is asked to tell it is alive (named, so operators and tests can tell it apart). */
+export const LISTENER_CHECK_SQL = "SELECT 'modelgate listener check'";
 
 // bigint (int8) columns come back as JS numbers: counts and sizes here stay far below 2^53.
 pg.types.setTypeParser(pg.types.builtins.INT8, (value) => Number(value));
@@ -27,10 +36,21 @@ function statementName(sql: string): string | undefined {
   return name;
 }
 
-export async function openPostgres(url: string, options: PostgresOptions = {}): Promise<Db> {
-  const connection = {
+/**
+ * `statement` with node-postgres's per-statement deadline (`query_timeout`, which @types/pg leaves out):
+ * past it the call fails with "Query read timeout".
+ */
+function withDeadline(statement: pg.QueryConfig, timeoutMs: number): pg.QueryConfig {
+  return Object.assign(statement, { query_timeout: timeoutMs });
+}
+
+export async function openPostgres(url: string, options: PostgresOptions): Promise<Db> {
+  const { timeoutMs } = options;
+  const connection: pg.ClientConfig = {
     connectionString: url,
     options: options.schema ? `-c search_path=${options.schema}` : undefined,
+    connectionTimeoutMillis: timeoutMs,
+    keepAlive: true,
   };
   const pool = new pg.Pool({ ...connection, max: options.maxConnections ?? 10 });
   // An idle client losing its connection must not crash the process; the pool replaces it.
@@ -38,19 +58,24 @@ export async function openPostgres(url: string, options: PostgresOptions = {}): 
   const queryableOf = (target: pg.Pool | pg.PoolClient): Queryable => ({
     // Parameterised statements are prepared once per connection under a name derived from their text:
     // the claim query, for one, costs several times more to plan than to run.
+    // A statement past its deadline fails with the connection under it: pg-pool drops a client released
+    // with an error, and a transaction's client is dropped rather than rolled back (below).
     query: async <Row>(sql: string, params?: readonly unknown[]) =>
       (
         await translating(
           params && params.length > 0
-            ? target.query({ name: statementName(sql), text: sql, values: params as unknown[] })
-            : target.query(sql),
+            ? target.query(
+                withDeadline({ name: statementName(sql), text: sql, values: params as unknown[] }, timeoutMs),
+              )
+            : target.query(withDeadline({ text: sql }, timeoutMs)),
         )
       ).rows as Row[],
-    // Without parameters node-postgres uses the simple protocol, which accepts several statements.
+    // Without parameters node-postgres uses the simple protocol, which accepts several statements. No
+    // deadline: a migration may take long.
     exec: async (sql: string) => void (await translating(target.query(sql))),
   });
   const poolQueryable = queryableOf(pool);
-  const listener = new SharedListener(() => new pg.Client(connection));
+  const listener = new SharedListener(() => new pg.Client(connection), timeoutMs);
   // Fail at start, not at the first request, when the server is unreachable.
   await poolQueryable.query('SELECT 1');
 
@@ -75,7 +100,13 @@ export async function openPostgres(url: string, options: PostgresOptions = {}): 
         release();
         return result;
       } catch (error) {
-        // A connection that cannot even roll back is destroyed rather than returned to the pool.
+        // A lost connection, or one whose statement is unanswered (its answer could still come, and be
+        // taken for the ROLLBACK's), is destroyed; the server rolls back when it goes. So is one that
+        // cannot even roll back.
+        if (isConnectionLoss(error)) {
+          release(error as Error);
+          throw error;
+        }
         const rollbackError = await client.query('ROLLBACK').then(
           () => undefined,
           (failure: unknown) => failure as Error,
@@ -103,7 +134,9 @@ interface Subscription {
  * listens to anything, so one listening connection per process rather than per channel saves the server
  * work on every job. When the connection drops (server restart, a killed backend, a network cut) a new one
  * is made with backoff, listens to every channel again, and each subscriber's onReconnect tells it that
- * notices may have been missed.
+ * notices may have been missed. A connection that stopped answering without closing (a network cut without
+ * a reset) would wait for notices forever: it is asked a trivial query every `timeoutMs`, and one that
+ * goes unanswered that long counts as dropped.
  */
 class SharedListener {
   private readonly subscriptions = new Set<Subscription>();
@@ -114,7 +147,10 @@ class SharedListener {
   /** Connecting, LISTEN and UNLISTEN run one at a time. */
   private queue: Promise<unknown> = Promise.resolve();
 
-  constructor(private readonly newClient: () => pg.Client) {}
+  constructor(
+    private readonly newClient: () => pg.Client,
+    private readonly timeoutMs: number,
+  ) {}
 
   async add(subscription: Subscription): Promise<() => Promise<void>> {
     if (this.state === 'closed') throw new Error('database closed');
@@ -186,6 +222,12 @@ class SharedListener {
       return;
     }
     this.state = 'connected';
+    // Stops at its first tick after the connection is replaced or closed.
+    const check = setInterval(() => {
+      if (this.client !== next) return clearInterval(check);
+      next.query(withDeadline({ text: LISTENER_CHECK_SQL }, this.timeoutMs)).catch(onLost);
+    }, this.timeoutMs);
+    check.unref();
   }
 
   /** LISTENs to every channel subscribed to and UNLISTENs from the others, on the current connection. */
@@ -195,12 +237,12 @@ class SharedListener {
     const wanted = new Set([...this.subscriptions].map((subscription) => subscription.channel));
     for (const channel of wanted) {
       if (this.listened.has(channel)) continue;
-      await client.query(`LISTEN ${pg.escapeIdentifier(channel)}`);
+      await client.query(withDeadline({ text: `LISTEN ${pg.escapeIdentifier(channel)}` }, this.timeoutMs));
       this.listened.add(channel);
     }
     for (const channel of this.listened) {
       if (wanted.has(channel)) continue;
-      await client.query(`UNLISTEN ${pg.escapeIdentifier(channel)}`);
+      await client.query(withDeadline({ text: `UNLISTEN ${pg.escapeIdentifier(channel)}` }, this.timeoutMs));
       this.listened.delete(channel);
     }
   }

@@ -14,6 +14,8 @@ export interface TestDatabase {
 }
 
 const ENABLE_POSTGRES_HINT = 'TEST_DATABASE_URL=postgres://postgres@127.0.0.1:5432/test';
+/** The statement deadline of the tests' Postgres Dbs (the configuration's default). */
+export const TEST_DATABASE_TIMEOUT_MS = 15_000;
 /** Postgres truncates identifiers at 63 bytes; a tag this long leaves room for `t_` and the random suffix. */
 const MAX_TAG_LENGTH = 40;
 
@@ -61,7 +63,7 @@ async function openPostgresInFreshSchema(url: string, tag: string): Promise<Db> 
   const schema = await createTestSchema(url, tag);
   let db: Db;
   try {
-    db = await openPostgres(url, { schema });
+    db = await openPostgres(url, { schema, timeoutMs: TEST_DATABASE_TIMEOUT_MS });
   } catch (error) {
     await dropTestSchema(url, schema);
     throw error;

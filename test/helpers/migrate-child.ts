@@ -4,6 +4,7 @@
 import { once } from 'node:events';
 import { migrate } from '../../src/store/migrate.ts';
 import { openPostgres } from '../../src/store/postgres.ts';
+import { TEST_DATABASE_TIMEOUT_MS } from './databases.ts';
 
 const [url, schema] = process.argv.slice(2);
 if (url === undefined || schema === undefined) {
@@ -11,7 +12,7 @@ if (url === undefined || schema === undefined) {
   process.exit(2);
 }
 
-const db = await openPostgres(url, { schema });
+const db = await openPostgres(url, { schema, timeoutMs: TEST_DATABASE_TIMEOUT_MS });
 try {
   process.stdout.write('ready\n');
   process.stdin.resume();
