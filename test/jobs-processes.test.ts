@@ -4,84 +4,17 @@
 // may be lost, none may be recorded twice. Needs TEST_DATABASE_URL; skipped, saying so, without it.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { describe, test } from 'node:test';
-import type { ModelgateClient } from '../src/client/client.ts';
-import { testDatabaseUrl } from './helpers/databases.ts';
+import { describe } from 'node:test';
+import {
+  clusterTest,
+  selectJobRow,
+  startProcesses,
+  waitForJob,
+  waitUntilRunning,
+  type JobAnswer,
+} from './helpers/cluster-tests.ts';
 import { buildIdentityModel, buildSlowModel, slowInput, slowResult } from './helpers/platform.ts';
-import { BIN, Cluster, waitUntil, type ClusterOptions } from './helpers/processes.ts';
-
-const SKIP_MESSAGE =
-  'TEST_DATABASE_URL is unset; run with TEST_DATABASE_URL=postgres://postgres@127.0.0.1:5432/test';
-// Throws in CI when unset: there these tests must run.
-const databaseUrl = testDatabaseUrl();
-if (databaseUrl === undefined) process.stderr.write(`jobs-processes: ${SKIP_MESSAGE}\n`);
-
-/** Each test starts several processes; every wait inside is bounded well below this. */
-const TEST_TIMEOUT_MS = 120_000;
-
-interface JobRow {
-  id: string;
-  status: string;
-  attempts: number;
-  lease_owner: string | null;
-  result: unknown;
-  result_sha256: string | null;
-  finished_at: Date | null;
-  error: { code: string; message: string } | null;
-}
-
-const selectJobRow = async (cluster: Cluster, id: string): Promise<JobRow> => {
-  const [row] = await cluster.query<JobRow>(
-    `SELECT id, status, attempts, lease_owner, result, result_sha256, finished_at, error FROM jobs WHERE id = $1`,
-    [id],
-  );
-  assert.ok(row, `job ${id} is in the table`);
-  return row;
-};
-
-type JobAnswer = Awaited<ReturnType<ModelgateClient['getJob']>>;
-
-/** GET /v1/jobs/{id}?wait=…, again until it has finished or `timeoutMs` passed. */
-async function waitForJob(client: ModelgateClient, id: string, timeoutMs = 45_000): Promise<JobAnswer> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const remainingSeconds = Math.max(0, Math.min(60, Math.ceil((deadline - Date.now()) / 1000)));
-    const job = await client.getJob(id, remainingSeconds);
-    if (['succeeded', 'failed', 'canceled'].includes(job.status)) return job;
-    if (Date.now() >= deadline)
-      assert.fail(`job ${id} did not finish in ${timeoutMs} ms: ${JSON.stringify(job)}`);
-  }
-}
-
-/** Waits until `id` is running on some worker; returns that worker's id. */
-async function waitUntilRunning(cluster: Cluster, id: string): Promise<string> {
-  const row = await waitUntil(
-    `job ${id} to be running`,
-    () => selectJobRow(cluster, id),
-    (job) => job.status === 'running' && job.lease_owner !== null,
-  );
-  return row.lease_owner!;
-}
-
-/** A test on its own cluster, or skipped with a message when there is no Postgres server. */
-function clusterTest(name: string, options: ClusterOptions, body: (cluster: Cluster) => Promise<void>) {
-  test(name, { timeout: TEST_TIMEOUT_MS }, async (t) => {
-    if (databaseUrl === undefined) {
-      t.skip(SKIP_MESSAGE);
-      return;
-    }
-    await body(await Cluster.start(t, databaseUrl, options));
-  });
-}
-
-/** Starts a gateway and `workerCount` workers at once; returns them and an admin client of the gateway. */
-async function startProcesses(cluster: Cluster, workerCount: number, workerEnv: Record<string, string> = {}) {
-  const [gateway, workers] = await Promise.all([
-    cluster.startGateway(),
-    Promise.all(Array.from({ length: workerCount }, () => cluster.startWorker(workerEnv))),
-  ]);
-  return { gateway, workers, client: cluster.client(gateway) };
-}
+import { BIN, waitUntil } from './helpers/processes.ts';
 
 describe('jobs across processes', { concurrency: 1 }, () => {
   clusterTest(

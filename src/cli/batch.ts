@@ -10,7 +10,16 @@ import { type Command, InvalidArgumentError, Option } from 'commander';
 import { batchFormatOfName } from '../batch/source-url.ts';
 import { parseInputMap } from '../batch/plan.ts';
 import type { BatchInfo, BatchRunOptions, ModelgateClient } from '../client/client.ts';
-import { FINISHED, clientFor, output, table, withApiOptions, type ApiOptions } from './shared.ts';
+import {
+  FINISHED,
+  clientFor,
+  output,
+  requireFile,
+  table,
+  UsageError,
+  withApiOptions,
+  type ApiOptions,
+} from './shared.ts';
 
 const CONTENT_TYPES = { csv: 'text/csv', jsonl: 'application/jsonl' } as const;
 type Format = keyof typeof CONTENT_TYPES;
@@ -39,7 +48,7 @@ const isReference = (input: string) => /^[a-z][a-z0-9+.-]*:\/\//i.test(input);
 function formatOf(file: string, given: Format | undefined): Format {
   const format = given ?? batchFormatOfName(file);
   if (format) return format;
-  throw new InvalidArgumentError(`cannot tell the format of ${file} from its name: use --format csv|jsonl`);
+  throw new UsageError(`cannot tell the format of ${file} from its name: use --format csv|jsonl`);
 }
 
 /** Uploads the local file, or sends the reference for the server to read; the format, if known here. */
@@ -59,6 +68,7 @@ async function submitInput(
     return { submitted, format: options.format ?? batchFormatOfName(input) };
   }
   const format = formatOf(input, options.format);
+  await requireFile(input);
   const submitted = await client.submitBatch(options.model, createReadStream(input), {
     ...run,
     contentType: CONTENT_TYPES[format],

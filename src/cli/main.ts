@@ -7,6 +7,7 @@ import { registerJobCommands } from './jobs.ts';
 import { registerBatchCommands } from './batch.ts';
 import { registerModelCommands } from './models.ts';
 import { registerServeCommand } from './serve.ts';
+import { UsageError } from './shared.ts';
 
 /** Exit codes: 0 done, 1 the API refused, 2 bad usage or configuration, 3 the server was unreachable. */
 export const EXIT = { ok: 0, api: 1, usage: 2, unreachable: 3 } as const;
@@ -35,7 +36,7 @@ function exitCodeFor(error: unknown): number {
     console.error(`error: ${error.message}`);
     return EXIT.api;
   }
-  if (error instanceof ConfigError) {
+  if (error instanceof ConfigError || error instanceof UsageError) {
     console.error(`error: ${error.message}`);
     return EXIT.usage;
   }

@@ -1,9 +1,16 @@
 // `modelgate deploy`, `modelgate models list|get|delete` and `modelgate predict`.
 import { createReadStream } from 'node:fs';
-import { stat } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import { type Command, InvalidArgumentError } from 'commander';
-import { clientFor, output, table, withApiOptions, type ApiOptions } from './shared.ts';
+import {
+  clientFor,
+  output,
+  requireFile,
+  table,
+  UsageError,
+  withApiOptions,
+  type ApiOptions,
+} from './shared.ts';
 
 function parsePositiveNumber(value: string): number {
   const number = Number(value);
@@ -32,9 +39,7 @@ export function registerModelCommands(program: Command): void {
     .option('--max-queue-size <requests>', 'queued requests before 503', parsePositiveNumber)
     .option('--timeout-ms <ms>', 'request deadline', parsePositiveNumber)
     .action(async (file: string, options: DeployOptions) => {
-      await stat(file).catch(() => {
-        throw new InvalidArgumentError(`no such file: ${file}`);
-      });
+      await requireFile(file);
       const client = clientFor(options);
       const body = Readable.toWeb(createReadStream(file)) as ReadableStream<Uint8Array>;
       let model = await client.deploy(options.name, body);
@@ -98,7 +103,7 @@ export function registerModelCommands(program: Command): void {
       try {
         body = JSON.parse(options.data) as Parameters<ReturnType<typeof clientFor>['predict']>[1];
       } catch {
-        throw new InvalidArgumentError('--data is not valid JSON');
+        throw new UsageError('--data is not valid JSON');
       }
       const result = await clientFor(options).predict(name, body, options.version);
       output(options, result, () => [JSON.stringify(result)]);

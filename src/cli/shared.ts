@@ -1,9 +1,25 @@
 // Options every API command shares (--url, --key, --json) and how results are printed.
+import { stat } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { ModelgateClient } from '../client/client.ts';
 
 /** The statuses of a job or batch that has finished, one way or another. */
 export const FINISHED = new Set(['succeeded', 'failed', 'canceled']);
+
+/**
+ * Bad usage found while a command runs (a file that is not there, a format it cannot tell), printed and
+ * exit code 2 like the errors Commander finds reading the arguments (which it prints itself).
+ */
+export class UsageError extends Error {
+  override readonly name = 'UsageError';
+}
+
+/** Fails with a UsageError unless `file` exists. */
+export async function requireFile(file: string): Promise<void> {
+  await stat(file).catch(() => {
+    throw new UsageError(`no such file: ${file}`);
+  });
+}
 
 export interface ApiOptions {
   url: string;

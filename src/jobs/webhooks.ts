@@ -35,10 +35,11 @@ export class WebhookDispatcher {
   start(): void {
     const tick = () => {
       if (this.stopped) return;
+      const startedAtMs = performance.now();
       this.running = this.deliverDue()
         .then(
-          () => this.deps.outage.reached(),
-          (error: unknown) => this.deps.outage.failed(error, 'webhook deliveries failed'),
+          () => this.deps.outage.reached(startedAtMs),
+          (error: unknown) => this.deps.outage.failed(error, 'webhook deliveries failed', startedAtMs),
         )
         .finally(() => {
           if (!this.stopped) this.timer = setTimeout(tick, this.deps.config.jobPollMs);

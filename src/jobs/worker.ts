@@ -165,9 +165,10 @@ export class JobWorker {
   }
 
   private runTask(task: () => Promise<void>): void {
+    const startedAtMs = performance.now();
     task().then(
-      () => this.deps.outage.reached(),
-      (error: unknown) => this.deps.outage.failed(error, 'worker task failed'),
+      () => this.deps.outage.reached(startedAtMs),
+      (error: unknown) => this.deps.outage.failed(error, 'worker task failed', startedAtMs),
     );
   }
 
@@ -207,6 +208,7 @@ export class JobWorker {
       const free = config.workerConcurrency - this.inFlight.size;
       let claimed = 0;
       if (free > 0) {
+        const claimedAtMs = performance.now();
         try {
           const partsFree = Math.max(0, config.batchPartsPerWorker - this.partsInFlight);
           const jobs = await claimJobs(db, this.id, free, config.jobLeaseMs, partsFree);
@@ -221,9 +223,9 @@ export class JobWorker {
           }
           for (const job of jobs) this.launch(job);
           this.claimFailures = 0;
-          this.deps.outage.reached();
+          this.deps.outage.reached(claimedAtMs);
         } catch (error) {
-          this.deps.outage.failed(error, 'claiming jobs failed; retrying with backoff');
+          this.deps.outage.failed(error, 'claiming jobs failed; retrying with backoff', claimedAtMs);
           this.claimFailures++;
           // A notice (none comes while the database is away) or a finished job may end the wait early.
           await this.alarm.sleep(retryDelayMs(CLAIM_RETRY_BASE_MS, this.claimFailures, CLAIM_RETRY_MAX_MS));

@@ -149,6 +149,11 @@ export class Worker extends ModelgateProcess {
 export interface ClusterOptions {
   /** MODELGATE_* variables over the defaults below, for every process of the cluster. */
   env?: Record<string, string>;
+  /**
+   * Where the processes reach the database, when not straight at the server (a proxy in front of it);
+   * the test's own queries always go straight.
+   */
+  processDatabaseUrl?: string;
 }
 
 /**
@@ -167,6 +172,7 @@ export class Cluster {
     readonly schema: string,
     readonly dataDir: string,
     private readonly env: Record<string, string>,
+    private readonly processDatabaseUrl: string,
   ) {
     this.pool = new pg.Pool({
       connectionString: withApplicationName(databaseUrl, `${schema}_test`),
@@ -179,7 +185,8 @@ export class Cluster {
   static async start(t: TestContext, databaseUrl: string, options: ClusterOptions = {}): Promise<Cluster> {
     const schema = await createTestSchema(databaseUrl, 'jobs_processes');
     const dataDir = await mkdtemp(join(tmpdir(), 'modelgate-processes-'));
-    const cluster = new Cluster(databaseUrl, schema, dataDir, options.env ?? {});
+    const processUrl = options.processDatabaseUrl ?? databaseUrl;
+    const cluster = new Cluster(databaseUrl, schema, dataDir, options.env ?? {}, processUrl);
     t.after(() => cluster.close());
     return cluster;
   }
@@ -193,7 +200,7 @@ export class Cluster {
     );
     return {
       ...inherited,
-      MODELGATE_DATABASE_URL: withApplicationName(this.databaseUrl, applicationName),
+      MODELGATE_DATABASE_URL: withApplicationName(this.processDatabaseUrl, applicationName),
       MODELGATE_DATABASE_SCHEMA: this.schema,
       MODELGATE_DATA_DIR: this.dataDir,
       MODELGATE_ARTIFACTS_DIR: join(this.dataDir, 'artifacts'),
