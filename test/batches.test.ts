@@ -75,6 +75,17 @@ function csvOf(rows: number): { text: string; values: number[][] } {
   return { text: `id,a,b,c,d,note\n${lines.join('\n')}\n`, values };
 }
 
+/** The value of the sample of metric `name` whose labels include `labels`, in Prometheus text; undefined if none. */
+function metricValue(metrics: string, name: string, labels: Record<string, string>): number | undefined {
+  for (const line of metrics.split('\n')) {
+    const match = /^([a-zA-Z_:][\w:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
+    if (!match || match[1] !== name) continue;
+    const pairs = new Map([...(match[2] ?? '').matchAll(/(\w+)="([^"]*)"/g)].map((m) => [m[1], m[2]]));
+    if (Object.entries(labels).every(([label, value]) => pairs.get(label) === value)) return Number(match[3]);
+  }
+  return undefined;
+}
+
 const databases = ['pglite', ...(testDatabaseUrl() ? ['postgres'] : [])];
 
 for (const database of databases) {
@@ -117,6 +128,7 @@ for (const database of databases) {
       return { type: response.headers.get('content-type') ?? '', text: await response.text() };
     };
     const waitFinished = (id: string) => waitForBatch(tp, key, id);
+    const metricsText = async () => (await tp.call('GET', '/metrics')).body as string;
     /** Submits a CSV to `identity` in parts of 10 rows: `first` at once, `rest` once sendTheRest() is called. */
     const uploadInTwo = (first: string, rest: string) => {
       let sendTheRest!: () => void;
@@ -485,8 +497,8 @@ for (const database of databases) {
     });
 
     it('a part waits for room in a full model queue; a chunk past the job timeout fails its part', async () => {
-      // 1,000 rows of the slow model, one part: 4 chunks of 256 rows in flight, where the model runs one
-      // chunk at a time and queues 1 more.
+      // 1,000 rows of the slow model, one part: 4 chunks of 256 rows in flight, where the model runs two
+      // chunks at a time (one per inference thread) and queues 1 more: the fourth finds the queue full.
       const header = Array.from({ length: 1024 }, (_, i) => `c${i}`).join(',');
       const rows = Array.from({ length: 1000 }, (_, r) =>
         Array.from({ length: 1024 }, () => r % 3).join(','),
@@ -499,8 +511,38 @@ for (const database of databases) {
       };
       await deployWith('slow-queue', { maxQueueSize: 1, maxBatchSize: 256, jobMaxAttempts: 1 });
       const queued = await submit('slow-queue', file, '?part_rows=1000');
+      assert.equal(queued.status, 202, JSON.stringify(queued.body));
+      // Nothing but this part calls slow-queue: what its series show is the part's doing.
+      const labels = { model: 'slow-queue', version: '1' };
+      await waitUntil(
+        'the queue of slow-queue to hold its one request while the part runs',
+        async () => metricValue(await metricsText(), 'modelgate_queue_depth', labels),
+        (depth) => depth === 1,
+      );
       const done = await waitFinished(queued.body.id);
-      assert.deepEqual([done.status, done.rows_done], ['succeeded', 1000], JSON.stringify(done));
+      assert.deepEqual(
+        [done.status, done.rows_done, done.rows_failed],
+        ['succeeded', 1000, 0],
+        JSON.stringify(done),
+      );
+      const metrics = await metricsText();
+      // A chunk was refused for the full queue at least once, and yet every chunk ran, once, in the part's
+      // one attempt: it waited for room rather than failing the part.
+      const refused = metricValue(metrics, 'modelgate_inference_requests_total', {
+        ...labels,
+        outcome: 'queue_full',
+      });
+      assert.ok(refused !== undefined && refused >= 1, `queue_full refusals: ${refused}`);
+      assert.equal(
+        metricValue(metrics, 'modelgate_inference_requests_total', { ...labels, outcome: 'ok' }),
+        4,
+      );
+      assert.equal(
+        metricValue(metrics, 'modelgate_job_attempts_total', { model: 'slow-queue', outcome: 'succeeded' }),
+        1,
+      );
+      const predictions = Array.from({ length: 1000 }, (_, r) => `${r % 3}\n`).join('');
+      assert.equal((await fileText(done.id, 'output')).text, `y\n${predictions}`);
 
       await deployWith('slow-late', { jobTimeoutMs: 100, jobMaxAttempts: 1 });
       const late = await submit('slow-late', file, '?part_rows=1000');
@@ -510,23 +552,80 @@ for (const database of databases) {
     });
 
     it('cancel stops the parts not yet run; the output of an unfinished batch is 409', async () => {
-      // 4 parts of 400 rows: each takes the slow model about 1.7 s.
-      const rows = Array.from({ length: 1600 }, (_, r) =>
-        Array.from({ length: 1024 }, () => r % 10).join(','),
-      );
+      // 4 parts of 400 rows, run in order: each takes the slow model about 1.7 s. Every fourth value of row
+      // r is r, so its prediction is r / 4 (exactly, in FP32) and the output shows which rows it holds.
       const header = Array.from({ length: 1024 }, (_, i) => `c${i}`).join(',');
+      const rows = Array.from({ length: 1600 }, (_, r) =>
+        Array.from({ length: 1024 }, (_, k) => (k % 4 === 0 ? r : 0)).join(','),
+      );
       const submitted = await submit('slow', `${header}\n${rows.join('\n')}\n`, '?part_rows=400');
       assert.equal(submitted.status, 202, JSON.stringify(submitted.body));
+      const batchId: string = submitted.body.id;
+      const { db } = tp.platform;
+      // Once the worker has started on the first part, the parts it has not claimed yet are held back (due
+      // in an hour, as after a long backoff): which parts ran and which did not is settled before the cancel,
+      // whatever the machine's speed.
+      const held = await waitUntil(
+        'the first part to start',
+        () =>
+          db.query<{ part: number }>(
+            `UPDATE jobs SET run_after = now() + interval '1 hour'
+             WHERE batch_id = $1 AND status = 'queued'
+               AND EXISTS (SELECT 1 FROM jobs WHERE batch_id = $1 AND batch_part = 0 AND started_at IS NOT NULL)
+             RETURNING batch_part AS part`,
+            [batchId],
+          ),
+        (rows) => rows.length > 0,
+      );
+      // Parts are claimed in order: those held back are the last ones, and at least the first one ran.
+      const ran = 4 - held.length;
+      assert.ok(ran >= 1);
+      assert.deepEqual(
+        held.map((row) => row.part).sort((x, y) => x - y),
+        [0, 1, 2, 3].slice(ran),
+      );
+      const partsOf = () =>
+        db.query<{ part: number; status: string; attempts: number; started: boolean }>(
+          `SELECT batch_part AS part, status, attempts, started_at IS NOT NULL AS started
+           FROM jobs WHERE batch_id = $1 ORDER BY batch_part`,
+          [batchId],
+        );
+      await waitUntil('the parts not held back to finish', partsOf, (parts) =>
+        parts.every((part) => part.status !== 'running'),
+      );
       assertProblem(
-        await tp.call('GET', `/v1/batches/${submitted.body.id}/output`, { key }),
+        await tp.call('GET', `/v1/batches/${batchId}/output`, { key }),
         409,
         'batch_not_finished',
       );
-      const canceled = await tp.call('POST', `/v1/batches/${submitted.body.id}/cancel`, { key });
-      assert.equal(canceled.status, 200);
-      assert.equal(canceled.body.status, 'canceled');
-      assert.ok(canceled.body.parts_done < 4);
-      await fileText(submitted.body.id, 'output');
+
+      const canceled = await tp.call('POST', `/v1/batches/${batchId}/cancel`, { key });
+      assert.equal(canceled.status, 200, JSON.stringify(canceled.body));
+      assert.deepEqual(
+        [canceled.body.status, canceled.body.parts_done, canceled.body.rows_done, canceled.body.parts_total],
+        ['canceled', ran, ran * 400, 4],
+      );
+      // Due again: were they still queued, the worker would claim them (the oldest due) before the part of
+      // the next batch, which runs only after them (one part at a time).
+      await db.query(`UPDATE jobs SET run_after = now() WHERE batch_id = $1`, [batchId]);
+      const next = await submit('identity', 'a,b,c,d\n1,2,3,4\n');
+      assert.equal((await waitFinished(next.body.id)).status, 'succeeded');
+      assert.deepEqual(await partsOf(), [
+        ...[0, 1, 2, 3]
+          .slice(0, ran)
+          .map((part) => ({ part, status: 'succeeded', attempts: 1, started: true })),
+        ...[0, 1, 2, 3].slice(ran).map((part) => ({ part, status: 'canceled', attempts: 0, started: false })),
+      ]);
+
+      // The cancel joined what the finished parts gave: their rows, in order, and no others.
+      const shown = await tp.call('GET', `/v1/batches/${batchId}`, { key });
+      assert.deepEqual(
+        [shown.body.status, shown.body.parts_done, shown.body.rows_done, shown.body.rows_failed],
+        ['canceled', ran, ran * 400, 0],
+      );
+      assert.ok(shown.body.finished_at);
+      const predictions = Array.from({ length: ran * 400 }, (_, r) => `${r / 4}\n`).join('');
+      assert.equal((await fileText(batchId, 'output')).text, `y\n${predictions}`);
     });
 
     it('lists newest first, page by page', async () => {

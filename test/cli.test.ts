@@ -180,15 +180,29 @@ describe('API commands', () => {
     const downloaded = await runCli(['batch', 'download', done.id, ...api]);
     assert.equal(downloaded.stdout, 'id,y_0,y_1\n1,1,2\n3,5,6\n');
 
-    const unknownFormat = await runCli([
+    // A file that is there and would do as CSV: only its name leaves the format unknown (a usage error, 2).
+    const unnamed = join(workDir, 'rows.txt');
+    await writeFile(unnamed, 'id,a,b\n1,1,2\n');
+    const unnamedArgs = ['batch', 'submit', unnamed, '--model', 'batch-echo', '--features', 'a,b', ...api];
+    const unknownFormat = await runCli(unnamedArgs);
+    assert.equal(unknownFormat.code, 2, unknownFormat.stderr);
+    assert.equal(unknownFormat.stdout, '');
+    assert.match(unknownFormat.stderr, /cannot tell the format of .*rows\.txt.*--format csv\|jsonl/);
+    // A local file that is not there is bad usage too, said as such (not a stack trace).
+    const absent = await runCli([
       'batch',
       'submit',
-      join(workDir, 'rows.txt'),
+      join(workDir, 'absent.csv'),
       '--model',
       'batch-echo',
       ...api,
     ]);
-    assert.equal(unknownFormat.code, 2, unknownFormat.stderr);
+    assert.deepEqual([absent.code, absent.stdout], [2, '']);
+    assert.match(absent.stderr, /^error: no such file: .*absent\.csv\n$/);
+    // The same command, told the format, is accepted: the 2 came from the format, not the file or the rest.
+    const toldFormat = await runCli([...unnamedArgs, '--format', 'csv', '--json']);
+    assert.equal(toldFormat.code, 0, toldFormat.stderr);
+    assert.equal((JSON.parse(toldFormat.stdout) as { rows_total: number }).rows_total, 1);
     const missing = await runCli(['batch', 'get', 'bat_nope', ...api]);
     assert.equal(missing.code, 1);
     assert.match(missing.stderr, /batch_not_found/);
