@@ -19,7 +19,7 @@ import {
   selectDoneBatchIds,
 } from '../src/store/batches.ts';
 import { buildModel } from '../examples/onnx-writer.ts';
-import { assertProblem, deployModel, waitForBatch } from './helpers/api.ts';
+import { assertProblem, deployModel, sampleValue, waitForBatch } from './helpers/api.ts';
 import { waitUntil } from './helpers/processes.ts';
 import { testDatabaseUrl } from './helpers/databases.ts';
 import {
@@ -73,17 +73,6 @@ function csvOf(rows: number): { text: string; values: number[][] } {
   const values = Array.from({ length: rows }, (_, r) => [r / 4, r % 7, -r, 0.5]);
   const lines = values.map((row, r) => `${r + 1},${row.join(',')},note ${r + 1}`);
   return { text: `id,a,b,c,d,note\n${lines.join('\n')}\n`, values };
-}
-
-/** The value of the sample of metric `name` whose labels include `labels`, in Prometheus text; undefined if none. */
-function metricValue(metrics: string, name: string, labels: Record<string, string>): number | undefined {
-  for (const line of metrics.split('\n')) {
-    const match = /^([a-zA-Z_:][\w:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
-    if (!match || match[1] !== name) continue;
-    const pairs = new Map([...(match[2] ?? '').matchAll(/(\w+)="([^"]*)"/g)].map((m) => [m[1], m[2]]));
-    if (Object.entries(labels).every(([label, value]) => pairs.get(label) === value)) return Number(match[3]);
-  }
-  return undefined;
 }
 
 const databases = ['pglite', ...(testDatabaseUrl() ? ['postgres'] : [])];
@@ -516,7 +505,7 @@ for (const database of databases) {
       const labels = { model: 'slow-queue', version: '1' };
       await waitUntil(
         'the queue of slow-queue to hold its one request while the part runs',
-        async () => metricValue(await metricsText(), 'modelgate_queue_depth', labels),
+        async () => sampleValue(await metricsText(), 'modelgate_queue_depth', labels),
         (depth) => depth === 1,
       );
       const done = await waitFinished(queued.body.id);
@@ -528,17 +517,17 @@ for (const database of databases) {
       const metrics = await metricsText();
       // A chunk was refused for the full queue at least once, and yet every chunk ran, once, in the part's
       // one attempt: it waited for room rather than failing the part.
-      const refused = metricValue(metrics, 'modelgate_inference_requests_total', {
+      const refused = sampleValue(metrics, 'modelgate_inference_requests_total', {
         ...labels,
         outcome: 'queue_full',
       });
       assert.ok(refused !== undefined && refused >= 1, `queue_full refusals: ${refused}`);
       assert.equal(
-        metricValue(metrics, 'modelgate_inference_requests_total', { ...labels, outcome: 'ok' }),
+        sampleValue(metrics, 'modelgate_inference_requests_total', { ...labels, outcome: 'ok' }),
         4,
       );
       assert.equal(
-        metricValue(metrics, 'modelgate_job_attempts_total', { model: 'slow-queue', outcome: 'succeeded' }),
+        sampleValue(metrics, 'modelgate_job_attempts_total', { model: 'slow-queue', outcome: 'succeeded' }),
         1,
       );
       const predictions = Array.from({ length: 1000 }, (_, r) => `${r % 3}\n`).join('');

@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { buildIrisModel, buildWideMlpModel, readIrisCsv } from '../examples/build.ts';
 import { buildModel } from '../examples/onnx-writer.ts';
+import { sampleValue } from './helpers/api.ts';
 import { testDatabases } from './helpers/databases.ts';
 import {
   buildIdentityModel,
@@ -102,17 +103,6 @@ function assertV2Problem(response: Response, status: number, code: string) {
   assert.equal(typeof body.error, 'string');
   assert.equal(body.error, body.detail);
   return body;
-}
-
-/** The value of one Prometheus sample whose labels include `labels`, or undefined. */
-function sampleValue(metrics: string, name: string, labels: Record<string, string>): number | undefined {
-  for (const line of metrics.split('\n')) {
-    const match = /^([a-zA-Z_:][\w:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
-    if (!match || match[1] !== name) continue;
-    const pairs = new Map([...(match[2] ?? '').matchAll(/(\w+)="([^"]*)"/g)].map((m) => [m[1], m[2]]));
-    if (Object.entries(labels).every(([key, value]) => pairs.get(key) === value)) return Number(match[3]);
-  }
-  return undefined;
 }
 
 function assertClose(actual: number[][], expected: number[][], what: string): void {

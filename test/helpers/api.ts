@@ -64,3 +64,18 @@ export async function waitForBatch(tp: TestPlatform, key: string, id: string) {
   assert.equal(batch.status, 200, JSON.stringify(batch.body));
   return batch.body;
 }
+
+/** The value of one Prometheus sample whose labels include `labels`, or undefined. */
+export function sampleValue(
+  metrics: string,
+  name: string,
+  labels: Record<string, string>,
+): number | undefined {
+  for (const line of metrics.split('\n')) {
+    const match = /^([a-zA-Z_:][\w:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
+    if (!match || match[1] !== name) continue;
+    const pairs = new Map([...(match[2] ?? '').matchAll(/(\w+)="([^"]*)"/g)].map((m) => [m[1], m[2]]));
+    if (Object.entries(labels).every(([key, value]) => pairs.get(key) === value)) return Number(match[3]);
+  }
+  return undefined;
+}

@@ -19,7 +19,7 @@ const TEST_TIMEOUT_MS = 120_000;
 export function clusterTest(
   name: string,
   options: ClusterOptions | ((databaseUrl: string, t: TestContext) => Promise<ClusterOptions>),
-  body: (cluster: Cluster) => Promise<void>,
+  body: (cluster: Cluster, t: TestContext) => Promise<void>,
 ): void {
   const databaseUrl = testDatabaseUrl();
   test(name, { timeout: TEST_TIMEOUT_MS }, async (t) => {
@@ -28,7 +28,7 @@ export function clusterTest(
       return;
     }
     const resolved = typeof options === 'function' ? await options(databaseUrl, t) : options;
-    await body(await Cluster.start(t, databaseUrl, resolved));
+    await body(await Cluster.start(t, databaseUrl, resolved), t);
   });
 }
 
