@@ -282,9 +282,12 @@ export class JobWorker {
       const result = await this.predict(job);
       outcome = await storeResult(this.deps.artifacts, result, config.inlineResultBytes);
     } catch (error) {
+      const message = error instanceof Error ? error.message : String(error);
       const jobError: JobError = isModelgateError(error)
         ? { code: error.code, message: error.message }
-        : { code: 'internal', message: error instanceof Error ? error.message : String(error) };
+        : isConnectionLoss(error)
+          ? { code: 'not_ready', message: `the database cannot be reached: ${message}` }
+          : { code: 'internal', message };
       const retryable = RETRYABLE.has(jobError.code) && job.attempts < job.maxAttempts;
       outcome = retryable ? { retry: jobError } : { status: 'failed', error: jobError };
       logger.warn(
