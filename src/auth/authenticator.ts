@@ -106,14 +106,16 @@ export class Authenticator {
   }
 
   /**
-   * Forgets a key (it was revoked), or every key when no id is given (revocations may have been missed),
-   * so the next request with it reads the database.
+   * Forgets a key (it was revoked), so the next request with it reads the database. Without an id
+   * (revocations may have been missed) every key is read again at its next request, but kept in case the
+   * database cannot be reached then, as for a key whose time is up.
    */
   forgetKey(keyId?: string): void {
     this.generation++;
     this.loading.clear();
     for (const [presented, cached] of this.cache) {
-      if (keyId === undefined || cached.record?.id === keyId) this.cache.delete(presented);
+      if (keyId === undefined) this.cache.set(presented, { ...cached, loadedAtMs: -Infinity });
+      else if (cached.record?.id === keyId) this.cache.delete(presented);
     }
   }
 }
