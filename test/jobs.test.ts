@@ -935,6 +935,7 @@ for (const { name: driver } of testDatabases()) {
         const first = await startTestPlatform({ config: database.config });
         let expiring: string;
         let kept: string;
+        let purged: string;
         try {
           await deployModel(first, first.adminKey, 'identity', buildIdentityModel(3));
           const submitted = await submit(first, 'order-old');
@@ -946,6 +947,7 @@ for (const { name: driver } of testDatabases()) {
           assert.equal(replayed.headers.get('idempotent-replayed'), 'true');
           assert.equal(replayed.body.id, expiring);
           kept = (await submit(first, 'order-young')).body.id;
+          purged = (await submit(first, 'order-purged')).body.id;
 
           // Housekeeping reads the key's created_at (and a job's finished_at). One key just past a day old,
           // its job finished as long ago; one key 23 h old, far past the job retention below, whose job
@@ -960,6 +962,8 @@ for (const { name: driver } of testDatabases()) {
           await db.query(
             `UPDATE idempotency_keys SET created_at = now() - interval '23 hours' WHERE key = 'order-young'`,
           );
+          // And one whose job outlived the job retention below, though its key is young.
+          await db.query(`UPDATE jobs SET finished_at = now() - interval '2 hours' WHERE id = $1`, [purged]);
         } finally {
           await first.close();
         }
@@ -978,7 +982,7 @@ for (const { name: driver } of testDatabases()) {
           );
           assert.deepEqual(
             keys.map((row) => row.key),
-            ['order-young'],
+            ['order-purged', 'order-young'],
           );
 
           const again = await submit(second, 'order-old');
@@ -990,6 +994,11 @@ for (const { name: driver } of testDatabases()) {
           assert.equal(young.status, 202, JSON.stringify(young.body));
           assert.equal(young.headers.get('idempotent-replayed'), 'true');
           assert.equal(young.body.id, kept);
+          // The key outlived its job: not run again, and said so.
+          const gone = await submit(second, 'order-purged');
+          assertProblem(gone, 409, 'conflict');
+          assert.equal(gone.body.job_id, purged);
+          assert.match(gone.body.detail, /removed after its retention/);
         } finally {
           await second.close();
         }

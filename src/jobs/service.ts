@@ -174,7 +174,15 @@ export class JobService {
         );
       }
       const earlier = await selectJob(tx, tenantId, existing.jobId);
-      if (!earlier) throw jobNotFound(existing.jobId);
+      // Kept shorter than its key (jobRetentionSeconds under a day): running it again is what the key forbids.
+      if (!earlier) {
+        throw new ModelgateError(
+          'conflict',
+          `the job made under this Idempotency-Key, ${existing.jobId}, has been removed after its retention; ` +
+            'use a new key to run it again',
+          { details: { job_id: existing.jobId } },
+        );
+      }
       return { job: earlier, replayed: true };
     });
   }
