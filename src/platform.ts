@@ -14,6 +14,7 @@ import { buildServer } from './http/server.ts';
 import { createMetrics, type Metrics } from './observability/metrics.ts';
 import { Registry } from './registry/registry.ts';
 import { OnnxRuntime } from './runtime/onnx.ts';
+import { Runtimes } from './runtime/runtime.ts';
 import { Catalog } from './serving/catalog.ts';
 import { Predictor } from './serving/predictor.ts';
 import { subscribeChanges, type Change } from './store/changes.ts';
@@ -79,16 +80,17 @@ async function assemble(
   closers.push(() => db.close());
   const artifacts = await openArtifactStore(config);
   closers.push(() => artifacts.close());
-  const runtime = new OnnxRuntime({
+  const onnx = new OnnxRuntime({
     threads: config.inferenceThreads,
     intraOpThreads: config.intraOpThreads,
   });
-  closers.push(() => runtime.close());
+  const runtimes = new Runtimes([onnx]);
+  closers.push(() => runtimes.close());
   const metrics = createMetrics();
   const catalog = new Catalog(db);
   const predictor = new Predictor({
     catalog,
-    runtime,
+    runtimes,
     artifacts,
     metrics,
     defaults: {
@@ -98,7 +100,6 @@ async function assemble(
       maxQueueSize: config.maxQueueSize,
       timeoutMs: config.timeoutMs,
     },
-    maxConcurrentBatches: config.inferenceThreads,
     maxLoadedModels: config.maxLoadedModels,
   });
   closers.push(() => predictor.close());
@@ -107,7 +108,7 @@ async function assemble(
   const registry = new Registry({
     db,
     artifacts,
-    runtime,
+    runtime: onnx,
     uploadLimitBytes: config.uploadLimitBytes,
     onModelChanged: (tenantId, name) => predictor.refreshModel(tenantId, name),
   });

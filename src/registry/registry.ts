@@ -30,6 +30,7 @@ export interface ModelWithVersions {
 export interface RegistryOptions {
   db: Db;
   artifacts: ArtifactStore;
+  /** The runtime of uploaded model files, which reads their signature. */
   runtime: Runtime;
   uploadLimitBytes: number;
   /** Called after a model changed in this process (to refresh caches before answering). */

@@ -1,10 +1,11 @@
-// The ONNX runtime: onnxruntime-node on a pool of worker threads (onnx-thread.ts). Each thread runs one
-// request at a time; requests go to the thread with the least queued work.
+// The ONNX runtime: onnxruntime-node on a pool of worker threads (onnx-thread.ts) shared by every ONNX
+// model version of the process. Each thread runs one request at a time; requests go to the thread with
+// the least queued work; a version may run as many batches at once as there are threads.
 import { Worker } from 'node:worker_threads';
 import { ModelgateError } from '../errors.ts';
 import type { OnnxThreadOptions, OnnxThreadRequest, OnnxThreadResponse } from './onnx-protocol.ts';
 import { transferListOf } from './onnx-protocol.ts';
-import type { Runtime } from './runtime.ts';
+import type { ModelRunner, RunnableVersion, Runtime } from './runtime.ts';
 import type { ModelSignature } from './signature.ts';
 import type { NamedTensors } from './tensor.ts';
 
@@ -113,6 +114,7 @@ class InferenceThread {
 
 export class OnnxRuntime implements Runtime {
   readonly name = 'onnx';
+  readonly platform = 'onnxruntime_onnx';
   private readonly threads: InferenceThread[];
 
   constructor(options: OnnxRuntimeOptions) {
@@ -134,12 +136,18 @@ export class OnnxRuntime implements Runtime {
     return (response as { signature: ModelSignature }).signature;
   }
 
+  open(version: RunnableVersion): ModelRunner {
+    return new OnnxRunner(this, version, this.threads.length);
+  }
+
+  /** Runs the model at `artifactPath` (loaded under `modelKey` on first use, in each thread) on `inputs`. */
   async infer(modelKey: string, artifactPath: string, inputs: NamedTensors): Promise<NamedTensors> {
     const response = await this.leastBusyThread().send({ kind: 'infer', modelKey, artifactPath, inputs });
     if (!response.ok) throw new ModelgateError('inference_failed', `inference failed: ${response.message}`);
     return (response as { outputs: NamedTensors }).outputs;
   }
 
+  /** Loads the model at `artifactPath` under `modelKey` in every thread. */
   async load(modelKey: string, artifactPath: string): Promise<void> {
     const responses = await Promise.all(
       this.threads.map((thread) => thread.send({ kind: 'load', modelKey, artifactPath })),
@@ -155,5 +163,42 @@ export class OnnxRuntime implements Runtime {
 
   async close(): Promise<void> {
     await Promise.all(this.threads.map((thread) => thread.close()));
+  }
+}
+
+/** One ONNX model version on the shared threads. */
+class OnnxRunner implements ModelRunner {
+  ready = false;
+  private path: Promise<string> | undefined;
+
+  constructor(
+    private readonly runtime: OnnxRuntime,
+    private readonly version: RunnableVersion,
+    readonly concurrency: number,
+  ) {}
+
+  /** Artifacts never change once stored: found once per runner, not once per batch. */
+  private artifactPath(): Promise<string> {
+    if (!this.path) {
+      this.path = this.version.artifactPath();
+      this.path.catch(() => (this.path = undefined));
+    }
+    return this.path;
+  }
+
+  async load(): Promise<void> {
+    await this.runtime.load(this.version.key, await this.artifactPath());
+    this.ready = true;
+  }
+
+  async infer(inputs: NamedTensors): Promise<NamedTensors> {
+    const outputs = await this.runtime.infer(this.version.key, await this.artifactPath(), inputs);
+    this.ready = true;
+    return outputs;
+  }
+
+  async close(): Promise<void> {
+    this.ready = false;
+    await this.runtime.unload(this.version.key);
   }
 }

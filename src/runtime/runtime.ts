@@ -1,20 +1,64 @@
-// The interface every model runtime implements (ONNX Runtime in-process today; `http` and `command`
-// runtimes later). The serving layer batches requests and calls `infer` with whole batches.
-import type { NamedTensors } from './tensor.ts';
+// The seam between serving and what runs a model. A Runtime is one kind of model execution (ONNX Runtime
+// in-process today; a team's own program and a team's running server next), shared by the process; it
+// opens a ModelRunner per model version, which owns that version's loading, readiness and concurrency.
+// The predictor, batcher, job worker and batch parts hand a batch of named tensors to a version's runner
+// and get tensors back, whatever runs it.
+import { ModelgateError } from '../errors.ts';
 import type { ModelSignature } from './signature.ts';
+import type { NamedTensors } from './tensor.ts';
 
 export interface Runtime {
+  /** What model versions record as their `runtime`. */
   readonly name: string;
-  /** Reads inputs and outputs from a model file; throws ModelgateError `invalid_model` if it cannot load. */
+  /** The Open Inference Protocol's `platform` of the versions it runs (GET /v2/models/{name}). */
+  readonly platform: string;
+  /** Reads inputs and outputs from a stored artifact; throws ModelgateError `invalid_model` if it cannot. */
   inspect(artifactPath: string): Promise<ModelSignature>;
-  /**
-   * Runs the model stored at `artifactPath` on `inputs` and returns every output. The runtime loads the
-   * model on first use and keeps it under `modelKey` until `unload`.
-   */
-  infer(modelKey: string, artifactPath: string, inputs: NamedTensors): Promise<NamedTensors>;
-  /** Loads a model ahead of its first request (warm-up). */
-  load(modelKey: string, artifactPath: string): Promise<void>;
-  /** Drops a loaded model (after its version is deleted). */
-  unload(modelKey: string): Promise<void>;
+  /** A runner for one model version. Nothing is loaded until its load() or first infer(). */
+  open(version: RunnableVersion): ModelRunner;
   close(): Promise<void>;
+}
+
+export interface RunnableVersion {
+  /** Names the version in this process, uniquely. */
+  key: string;
+  /** The version's artifact on local disk, fetched from the artifact store on first need. */
+  artifactPath(): Promise<string>;
+}
+
+export interface ModelRunner {
+  /** Batches of this version that may run at once. */
+  readonly concurrency: number;
+  /** Loaded, and able to answer without loading first (the v2 ready endpoints). */
+  readonly ready: boolean;
+  /** Loads ahead of the first request (warm-up). */
+  load(): Promise<void>;
+  /** Runs one batch: every input of the signature in, every output out. */
+  infer(inputs: NamedTensors): Promise<NamedTensors>;
+  /** Releases what the version holds (its version was deleted, or it was idle longest). */
+  close(): Promise<void>;
+}
+
+/** The runtimes of a process, by name. */
+export class Runtimes {
+  private readonly byName: ReadonlyMap<string, Runtime>;
+
+  constructor(runtimes: readonly Runtime[]) {
+    this.byName = new Map(runtimes.map((runtime) => [runtime.name, runtime]));
+  }
+
+  /** The runtime named `name`; a version recorded with a runtime this process lacks cannot be served here. */
+  get(name: string): Runtime {
+    const runtime = this.byName.get(name);
+    if (!runtime) {
+      throw new ModelgateError('not_ready', `this process has no runtime "${name}" to serve the version`, {
+        details: { runtime: name },
+      });
+    }
+    return runtime;
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.byName.values()].map((runtime) => runtime.close()));
+  }
 }

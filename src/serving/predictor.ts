@@ -1,10 +1,11 @@
 // Real-time inference: resolves a model version from the in-memory catalogue, validates the inputs
-// against its signature, and hands them to that version's batcher, which runs the runtime.
+// against its signature, and hands them to that version's batcher, which runs batches on the version's
+// runner (opened from the runtime the version records).
 import type { ArtifactStore } from '../artifacts/store.ts';
 import { isModelgateError } from '../errors.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import { resolveSettings, type ServingDefaults } from '../registry/settings.ts';
-import type { Runtime } from '../runtime/runtime.ts';
+import type { ModelRunner, Runtimes } from '../runtime/runtime.ts';
 import { hasFreeBatchDimension } from '../runtime/signature.ts';
 import type { NamedTensors } from '../runtime/tensor.ts';
 import { validateInputs } from '../runtime/tensor.ts';
@@ -15,12 +16,10 @@ import type { Catalog, CatalogEntry, ResolvedVersion } from './catalog.ts';
 
 export interface PredictorOptions {
   catalog: Catalog;
-  runtime: Runtime;
+  runtimes: Runtimes;
   artifacts: ArtifactStore;
   metrics: Metrics;
   defaults: ServingDefaults;
-  /** Batches of one model that may run at once: the runtime's thread count. */
-  maxConcurrentBatches: number;
   /** Most model versions kept loaded; the least recently used idle one is unloaded beyond it. */
   maxLoadedModels: number;
 }
@@ -42,9 +41,9 @@ export class Predictor {
   private readonly served = new Map<string, ServedVersion>();
   /** The refresh of each model in progress (by tenant and name): refreshes of one model run in turn. */
   private readonly refreshing = new Map<string, Promise<void>>();
-  /** Versions whose model the runtime has loaded (answers the v2 ready endpoints). */
-  private readonly loaded = new Set<string>();
-  /** Loaded versions, least recently used first. */
+  /** The runner of each version opened in this process; it outlives the batchers a settings change replaces. */
+  private readonly runners = new Map<string, ModelRunner>();
+  /** Opened versions, least recently used first. */
   private readonly recent = new Map<string, true>();
 
   constructor(private readonly options: PredictorOptions) {}
@@ -58,13 +57,39 @@ export class Predictor {
     return this.options.catalog.versionsOf(tenantId, name).map((version) => version.version);
   }
 
-  /** How many versions the runtime has loaded (workers report it). */
+  /** How many versions are loaded (workers report it). */
   loadedCount(): number {
-    return this.loaded.size;
+    return [...this.runners.values()].filter((runner) => runner.ready).length;
   }
 
   isLoaded(version: ModelVersionRecord): boolean {
-    return this.loaded.has(versionKey(version));
+    return this.runners.get(versionKey(version))?.ready ?? false;
+  }
+
+  /** The Open Inference Protocol `platform` of the version. */
+  platformOf(version: ModelVersionRecord): string {
+    return this.options.runtimes.get(version.runtime).platform;
+  }
+
+  private runnerFor(version: ModelVersionRecord): ModelRunner {
+    const key = versionKey(version);
+    let runner = this.runners.get(key);
+    if (!runner) {
+      const { runtimes, artifacts } = this.options;
+      runner = runtimes.get(version.runtime).open({
+        key,
+        artifactPath: () => artifacts.localPath(version.artifactSha256),
+      });
+      this.runners.set(key, runner);
+    }
+    return runner;
+  }
+
+  /** Closes the version's runner, if it has one. */
+  private async closeRunner(key: string): Promise<void> {
+    const runner = this.runners.get(key);
+    this.runners.delete(key);
+    await runner?.close();
   }
 
   /** Runs `inputs` through the version's batcher; `timeoutMs` overrides the model's request deadline (jobs). */
@@ -94,11 +119,9 @@ export class Predictor {
     }
   }
 
-  /** Loads a version into the runtime ahead of traffic (after deploy and at start). */
+  /** Loads a version ahead of traffic (after deploy and at start). */
   async warm(version: ModelVersionRecord): Promise<void> {
-    const path = await this.options.artifacts.localPath(version.artifactSha256);
-    await this.options.runtime.load(versionKey(version), path);
-    this.loaded.add(versionKey(version));
+    await this.runnerFor(version).load();
     this.touch(versionKey(version));
   }
 
@@ -119,8 +142,7 @@ export class Predictor {
       if (served && !served.batcher.idle) continue;
       this.recent.delete(key);
       this.served.delete(key);
-      this.loaded.delete(key);
-      await this.options.runtime.unload(key);
+      await this.closeRunner(key);
     }
   }
 
@@ -128,38 +150,25 @@ export class Predictor {
     const key = versionKey(version);
     const existing = this.served.get(key);
     if (existing) return existing;
+    const runner = this.runnerFor(version);
     const settings = resolveSettings(
       this.options.defaults,
       model.settings,
       hasFreeBatchDimension(version.signature),
-      this.options.maxConcurrentBatches,
+      runner.concurrency,
     );
-    const { metrics, runtime, artifacts } = this.options;
+    const { metrics } = this.options;
     const labels = { model: model.name, version: String(version.version) };
     const batchSize = metrics.batchSize.labels(labels);
     const inferenceDuration = metrics.inferenceDuration.labels(labels);
     const queueDepth = metrics.queueDepth.labels(labels);
-    let artifactPath: Promise<string> | undefined;
-    const batcher = new Batcher(
-      settings,
-      async (inputs) => {
-        // Artifacts never change once stored: find the file once per batcher, not once per batch.
-        if (!artifactPath) {
-          artifactPath = artifacts.localPath(version.artifactSha256);
-          artifactPath.catch(() => (artifactPath = undefined));
-        }
-        const outputs = await runtime.infer(key, await artifactPath, inputs);
-        this.loaded.add(key);
-        return outputs;
+    const batcher = new Batcher(settings, (inputs) => runner.infer(inputs), {
+      onBatch(requests, _rows, durationSeconds) {
+        batchSize.observe(requests);
+        inferenceDuration.observe(durationSeconds);
       },
-      {
-        onBatch(requests, _rows, durationSeconds) {
-          batchSize.observe(requests);
-          inferenceDuration.observe(durationSeconds);
-        },
-        onQueueDepth: (depth) => queueDepth.set(depth),
-      },
-    );
+      onQueueDepth: (depth) => queueDepth.set(depth),
+    });
     const served = {
       batcher,
       requestsOk: metrics.inferenceRequests.labels({ ...labels, outcome: 'ok' }),
@@ -224,9 +233,8 @@ export class Predictor {
       this.served.delete(key);
       if (remaining.has(key)) continue;
       served?.batcher.close();
-      this.loaded.delete(key);
       this.recent.delete(key);
-      await this.options.runtime.unload(key);
+      await this.closeRunner(key);
     }
   }
 

@@ -53,7 +53,7 @@ export function registerV2Routes(app: FastifyInstance, { predictor, isReady }: H
       name: model.name,
       // Per the protocol: every version that may be requested explicitly, not only the one described.
       versions: predictor.versionNumbers(tenantId, model.name).map(String),
-      platform: 'onnxruntime_onnx',
+      platform: predictor.platformOf(version),
       inputs: version.signature.inputs,
       outputs: version.signature.outputs,
     };
