@@ -1,8 +1,18 @@
 // The Open Inference Protocol v2 (REST), as KServe and Triton speak it: health, server and model
-// metadata, model readiness, and inference with typed tensors.
-import type { FastifyInstance, FastifyReply } from 'fastify';
+// metadata, model readiness, and inference with typed tensors, in JSON or with Triton's binary tensor
+// data extension (a JSON header, then raw tensor bytes).
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { ModelgateError } from '../../errors.ts';
+import {
+  BINARY_CONTENT_TYPE,
+  encodeBinaryInferResponse,
+  INFERENCE_HEADER_CONTENT_LENGTH,
+  parseBinaryInferRequest,
+  parseInferenceHeaderLength,
+  tensorFromBinary,
+  wantsBinaryOutput,
+} from '../../runtime/binary-tensors.ts';
 import { DATATYPES } from '../../runtime/signature.ts';
 import type { NamedTensors } from '../../runtime/tensor.ts';
 import { tensorFromJson, tensorToJson } from '../../runtime/tensor.ts';
@@ -23,7 +33,8 @@ const inferRequest = z.object({
         shape: z.array(z.number().int().min(0)),
         datatype: z.enum(DATATYPES),
         parameters,
-        data: z.unknown(),
+        // Absent when the input's bytes follow the header (parameters.binary_data_size).
+        data: z.unknown().optional(),
       }),
     )
     .min(1),
@@ -31,6 +42,41 @@ const inferRequest = z.object({
 });
 
 type ModelParams = { Params: { name: string; version?: string } };
+
+/**
+ * The request's JSON and the raw bytes of its binary inputs. With Inference-Header-Content-Length the body
+ * is the binary extension's, whatever its content type (tritonclient's Python client sends none); without
+ * it, JSON: parsed already when sent as application/json, else (text/plain, or no content type, as Triton
+ * takes it) parsed here. Other content types are refused.
+ */
+function readInferBody(request: FastifyRequest): { json: unknown; binary: Map<string, Buffer> } {
+  const headerLength = parseInferenceHeaderLength(request.headers[INFERENCE_HEADER_CONTENT_LENGTH]);
+  const { body } = request;
+  if (headerLength !== undefined) {
+    if (!Buffer.isBuffer(body)) {
+      throw new ModelgateError(
+        'unsupported_media_type',
+        `a body with ${INFERENCE_HEADER_CONTENT_LENGTH} is sent as ${BINARY_CONTENT_TYPE} or without a content type`,
+      );
+    }
+    const { header, tensors } = parseBinaryInferRequest(body, headerLength);
+    return { json: header, binary: tensors };
+  }
+  if (typeof body !== 'string' && !Buffer.isBuffer(body)) return { json: body, binary: new Map() };
+  if (Buffer.isBuffer(body) && request.headers['content-type'] !== undefined) {
+    throw new ModelgateError(
+      'unsupported_media_type',
+      `send JSON as application/json, or binary tensors with ${INFERENCE_HEADER_CONTENT_LENGTH}`,
+    );
+  }
+  try {
+    return { json: JSON.parse(body.toString()), binary: new Map() };
+  } catch (error) {
+    throw new ModelgateError('invalid_json', `the body is not valid JSON: ${(error as Error).message}`, {
+      cause: error,
+    });
+  }
+}
 
 export function registerV2Routes(app: FastifyInstance, { predictor, isReady }: HttpDeps): void {
   app.get('/v2', async () => ({ name: 'modelgate', version: SERVER_VERSION, extensions: [] }));
@@ -75,11 +121,10 @@ export function registerV2Routes(app: FastifyInstance, { predictor, isReady }: H
   app.get<ModelParams>('/v2/models/:name/ready', { config: { scope: 'read' } }, ready);
   app.get<ModelParams>('/v2/models/:name/versions/:version/ready', { config: { scope: 'read' } }, ready);
 
-  const infer = async (
-    request: { params: ModelParams['Params']; body: unknown } & Parameters<typeof principalOf>[0],
-  ) => {
+  const infer = async (request: FastifyRequest<ModelParams>, reply: FastifyReply) => {
     const { tenantId } = principalOf(request);
-    const body = parseWith(inferRequest, request.body);
+    const { json, binary } = readInferBody(request);
+    const body = parseWith(inferRequest, json);
     const { version } = resolve(tenantId, request.params);
     const requested = body.outputs?.map((output) => output.name);
     for (const name of requested ?? []) {
@@ -91,24 +136,47 @@ export function registerV2Routes(app: FastifyInstance, { predictor, isReady }: H
     for (const input of body.inputs) {
       if (Object.hasOwn(inputs, input.name))
         throw new ModelgateError('invalid_input', `input "${input.name}" is given twice`);
-      inputs[input.name] = tensorFromJson(input.name, input.datatype, input.shape, input.data);
+      const bytes = binary.get(input.name);
+      inputs[input.name] =
+        bytes === undefined
+          ? tensorFromJson(input.name, input.datatype, input.shape, input.data)
+          : tensorFromBinary(input.name, input.datatype, input.shape, bytes);
     }
     const prediction = await predictor.predict(tenantId, request.params.name, version.version, inputs);
-    const outputs = Object.entries(prediction.outputs)
-      .filter(([name]) => !requested || requested.includes(name))
-      .map(([name, tensor]) => ({
-        name,
-        datatype: tensor.datatype,
-        shape: tensor.shape,
-        data: tensorToJson(tensor),
-      }));
-    return {
+    const header = json as Record<string, unknown>;
+    const returned = Object.entries(prediction.outputs).filter(
+      ([name]) => !requested || requested.includes(name),
+    );
+    const binaryOutputs = returned
+      .filter(([name]) => wantsBinaryOutput(header, name))
+      .map(([name, tensor]) => ({ name, tensor }));
+    const answer = {
       model_name: prediction.model.name,
       model_version: String(prediction.version.version),
       ...(body.id === undefined ? {} : { id: body.id }),
-      outputs,
+      outputs: returned.map(([name, tensor]) => ({
+        name,
+        datatype: tensor.datatype,
+        shape: tensor.shape,
+        ...(binaryOutputs.some((output) => output.name === name) ? {} : { data: tensorToJson(tensor) }),
+      })),
     };
+    if (binaryOutputs.length === 0) return answer;
+    const encoded = encodeBinaryInferResponse(answer, binaryOutputs);
+    return reply
+      .header(INFERENCE_HEADER_CONTENT_LENGTH, String(encoded.headerLength))
+      .type(BINARY_CONTENT_TYPE)
+      .send(encoded.body);
   };
-  app.post<ModelParams>('/v2/models/:name/infer', { config: { scope: 'predict' } }, infer);
-  app.post<ModelParams>('/v2/models/:name/versions/:version/infer', { config: { scope: 'predict' } }, infer);
+  // Their own scope: any content type, or none, reaches the route as bytes, which readInferBody reads.
+  void app.register(async (scope) => {
+    scope.removeContentTypeParser('application/octet-stream');
+    scope.addContentTypeParser('*', { parseAs: 'buffer' }, (_request, body, done) => done(null, body));
+    scope.post<ModelParams>('/v2/models/:name/infer', { config: { scope: 'predict' } }, infer);
+    scope.post<ModelParams>(
+      '/v2/models/:name/versions/:version/infer',
+      { config: { scope: 'predict' } },
+      infer,
+    );
+  });
 }
