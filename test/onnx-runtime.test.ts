@@ -5,10 +5,10 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import type { Worker } from 'node:worker_threads';
 import { buildModel } from '../examples/onnx-writer.ts';
 import { isModelgateError } from '../src/errors.ts';
 import { OnnxRuntime } from '../src/runtime/onnx.ts';
+import type { Child } from '../src/runtime/supervisor.ts';
 import { tensorFromJson } from '../src/runtime/tensor.ts';
 import { buildIdentityModel } from './helpers/platform.ts';
 
@@ -48,11 +48,11 @@ test('a thread that dies fails its request as inference_failed and is replaced',
     Array.from((await runtime.infer('id', identityPath, rowOf([1, 2, 3]))).y!.data as Float32Array),
     [1, 2, 3],
   );
-  // Reach the one thread's worker, as a crash (out of memory, a native abort in a model) would end it.
-  const thread = (runtime as unknown as { threads: { worker: Worker }[] }).threads[0]!;
+  // Reach the one thread and end it, as a crash (out of memory, a native abort in a model) would.
+  const thread = (runtime as unknown as { threads: { child: Child<unknown> }[] }).threads[0]!;
   // The thread is told to stop first, so it can never answer the request queued to it: a request
   // that a tiny model answers in microseconds would otherwise race the thread's end.
-  const terminated = thread.worker.terminate();
+  const terminated = thread.child.kill();
   const inFlight = runtime.infer('id', identityPath, rowOf([4, 5, 6]));
   await rejectsWithCode(inFlight, 'inference_failed');
   await terminated;

@@ -6,6 +6,7 @@ import { ModelgateError } from '../errors.ts';
 import type { OnnxThreadOptions, OnnxThreadRequest, OnnxThreadResponse } from './onnx-protocol.ts';
 import { transferListOf } from './onnx-protocol.ts';
 import type { ModelRunner, RunnableVersion, Runtime } from './runtime.ts';
+import { Supervisor } from './supervisor.ts';
 import type { ModelSignature } from './signature.ts';
 import type { NamedTensors } from './tensor.ts';
 
@@ -23,11 +24,6 @@ type ThreadCall = OnnxThreadRequest extends infer R
     : never
   : never;
 
-interface Pending {
-  resolve(response: OnnxThreadResponse): void;
-  reject(error: Error): void;
-}
-
 /**
  * How to start the thread's module. The build (npm run build) runs it as JavaScript; from the sources it
  * is TypeScript, loaded through tsx as the main program is.
@@ -42,94 +38,55 @@ function threadEntry(): [string | URL, { eval?: boolean }] {
   ];
 }
 
-class InferenceThread {
-  private worker: Worker;
-  /** Settles when the current worker has exited. */
-  private exited!: Promise<void>;
-  private readonly pending = new Map<number, Pending>();
-  private nextId = 1;
-  private closing = false;
-
-  constructor(private readonly options: OnnxThreadOptions) {
-    this.worker = this.spawn();
-  }
-
-  get queued(): number {
-    return this.pending.size;
-  }
-
-  private spawn(): Worker {
+/** An inference thread, supervised: it runs one request at a time and is replaced when it dies. */
+function startThread(options: OnnxThreadOptions): Supervisor<ThreadCall, OnnxThreadResponse> {
+  return new Supervisor((events) => {
     const [entry, how] = threadEntry();
-    const worker = new Worker(entry, { ...how, workerData: this.options });
-    this.exited = new Promise((resolve) => worker.once('exit', () => resolve()));
-    worker.on('message', (response: OnnxThreadResponse) => {
-      const pending = this.pending.get(response.id);
-      this.pending.delete(response.id);
-      pending?.resolve(response);
-    });
+    const worker = new Worker(entry, { ...how, workerData: options });
+    worker.on('message', (response: OnnxThreadResponse) => events.answer(response.id, response));
     worker.on('error', (error) =>
-      this.failAll(
+      events.failed(
         new ModelgateError('inference_failed', `inference thread failed: ${error.message}`, { cause: error }),
       ),
     );
-    worker.on('exit', (code) => {
-      this.failAll(new ModelgateError('inference_failed', `inference thread exited with code ${code}`));
-      // A thread that dies (out of memory, a crashing model) is replaced; its sessions reload on demand.
-      if (!this.closing) this.worker = this.spawn();
-    });
-    return worker;
-  }
-
-  private failAll(error: Error): void {
-    for (const pending of this.pending.values()) pending.reject(error);
-    this.pending.clear();
-  }
-
-  send(request: ThreadCall): Promise<OnnxThreadResponse> {
-    const id = this.nextId++;
-    return new Promise((resolve, reject) => {
-      this.pending.set(id, { resolve, reject });
-      const transfer = request.kind === 'infer' ? transferListOf(request.inputs) : [];
-      this.worker.postMessage({ ...request, id }, transfer);
-    });
-  }
-
-  /**
-   * Ends the thread the way it ends by itself: it releases its sessions and exits once the requests
-   * before this one are done. Terminating a thread while onnxruntime-node is still loading aborts the
-   * whole process, so terminate() is only the fallback for a thread that does not end in time.
-   */
-  async close(graceMs = 10_000): Promise<void> {
-    this.closing = true;
-    const { worker, exited } = this;
-    this.send({ kind: 'close' }).catch(() => undefined);
-    let timer: NodeJS.Timeout | undefined;
-    const timedOut = new Promise<boolean>((resolve) => {
-      timer = setTimeout(() => resolve(true), graceMs);
-    });
-    if (await Promise.race([exited.then(() => false), timedOut])) await worker.terminate();
-    clearTimeout(timer);
-  }
+    worker.on('exit', (code) =>
+      events.exited(new ModelgateError('inference_failed', `inference thread exited with code ${code}`)),
+    );
+    return {
+      send: (id, request) =>
+        worker.postMessage(
+          { ...request, id },
+          request.kind === 'infer' ? transferListOf(request.inputs) : [],
+        ),
+      // The thread releases its sessions and exits once the requests before this one are done.
+      // Terminating a thread while onnxruntime-node is still loading aborts the whole process, so kill is
+      // only the fallback for a thread that does not end in time.
+      end: () => worker.postMessage({ kind: 'close', id: 0 } satisfies OnnxThreadRequest),
+      kill: async () => void (await worker.terminate()),
+    };
+  });
 }
+
+/** How long a closing thread may take to end by itself. */
+const THREAD_CLOSE_GRACE_MS = 10_000;
 
 export class OnnxRuntime implements Runtime {
   readonly name = 'onnx';
   readonly platform = 'onnxruntime_onnx';
-  private readonly threads: InferenceThread[];
+  private readonly threads: Supervisor<ThreadCall, OnnxThreadResponse>[];
 
   constructor(options: OnnxRuntimeOptions) {
-    this.threads = Array.from(
-      { length: Math.max(1, options.threads) },
-      () => new InferenceThread({ intraOpThreads: options.intraOpThreads }),
+    this.threads = Array.from({ length: Math.max(1, options.threads) }, () =>
+      startThread({ intraOpThreads: options.intraOpThreads }),
     );
   }
 
-  private leastBusyThread(): InferenceThread {
+  private leastBusyThread(): Supervisor<ThreadCall, OnnxThreadResponse> {
     return this.threads.reduce((best, thread) => (thread.queued < best.queued ? thread : best));
   }
 
   async inspect(artifactPath: string): Promise<ModelSignature> {
-    const response = await this.leastBusyThread().send({ kind: 'inspect', artifactPath });
+    const response = await this.leastBusyThread().request({ kind: 'inspect', artifactPath });
     if (!response.ok) {
       throw new ModelgateError('invalid_model', `not a loadable ONNX model: ${response.message}`);
     }
@@ -142,7 +99,7 @@ export class OnnxRuntime implements Runtime {
 
   /** Runs the model at `artifactPath` (loaded under `modelKey` on first use, in each thread) on `inputs`. */
   async infer(modelKey: string, artifactPath: string, inputs: NamedTensors): Promise<NamedTensors> {
-    const response = await this.leastBusyThread().send({ kind: 'infer', modelKey, artifactPath, inputs });
+    const response = await this.leastBusyThread().request({ kind: 'infer', modelKey, artifactPath, inputs });
     if (!response.ok) throw new ModelgateError('inference_failed', `inference failed: ${response.message}`);
     return (response as { outputs: NamedTensors }).outputs;
   }
@@ -150,7 +107,7 @@ export class OnnxRuntime implements Runtime {
   /** Loads the model at `artifactPath` under `modelKey` in every thread. */
   async load(modelKey: string, artifactPath: string): Promise<void> {
     const responses = await Promise.all(
-      this.threads.map((thread) => thread.send({ kind: 'load', modelKey, artifactPath })),
+      this.threads.map((thread) => thread.request({ kind: 'load', modelKey, artifactPath })),
     );
     const failed = responses.find((response) => !response.ok);
     if (failed && !failed.ok)
@@ -158,11 +115,11 @@ export class OnnxRuntime implements Runtime {
   }
 
   async unload(modelKey: string): Promise<void> {
-    await Promise.all(this.threads.map((thread) => thread.send({ kind: 'unload', modelKey })));
+    await Promise.all(this.threads.map((thread) => thread.request({ kind: 'unload', modelKey })));
   }
 
   async close(): Promise<void> {
-    await Promise.all(this.threads.map((thread) => thread.close()));
+    await Promise.all(this.threads.map((thread) => thread.close(THREAD_CLOSE_GRACE_MS)));
   }
 }
 
