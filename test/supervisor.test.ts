@@ -30,7 +30,7 @@ test('answers are matched by id, in any order', async () => {
   const first = supervisor.request('a');
   const second = supervisor.request('b');
   assert.equal(supervisor.queued, 2);
-  const [[idA], [idB]] = children[0]!.sent;
+  const [idA, idB] = children[0]!.sent.map(([id]) => id);
   children[0]!.events.answer(idB!, 'B');
   children[0]!.events.answer(idA!, 'A');
   assert.deepEqual(await Promise.all([first, second]), ['A', 'B']);
