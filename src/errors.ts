@@ -28,6 +28,7 @@ export const ERROR_CODES = {
   queue_full: 503,
   not_ready: 503,
   lease_expired: 503,
+  runtime_unavailable: 503,
   timeout: 504,
   inference_failed: 500,
   internal: 500,

@@ -73,6 +73,7 @@ const RETRYABLE: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
   'queue_full',
   'internal',
   'not_ready',
+  'runtime_unavailable',
 ]);
 /** Idempotency keys live at least this long, whatever the job retention. */
 const MIN_KEY_RETENTION_SECONDS = 24 * 3600;

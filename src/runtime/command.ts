@@ -1,0 +1,352 @@
+// The command runtime: a team's own program as long-lived subprocesses speaking JSON Lines over stdin and
+// stdout (docs/runtimes.md). A version runs `processes` copies, each with up to `inFlight` requests sent
+// ahead, each supervised (supervisor.ts): a process that exits, or does not answer a request within
+// `requestTimeoutMs`, is killed and started again after a backoff, and what it held fails as
+// `runtime_unavailable` (retryable). What a program writes to stderr, and any stray stdout line, goes to
+// the log with the model version's key.
+import { spawn, type ChildProcess } from 'node:child_process';
+import type { Logger } from 'pino';
+import { ModelgateError } from '../errors.ts';
+import { retryDelayMs } from '../jobs/backoff.ts';
+import { inferLine, LineSplitter, outputsOf, parseProgramLine } from './command-protocol.ts';
+import type { ModelRunner } from './runtime.ts';
+import type { ModelSignature } from './signature.ts';
+import { Supervisor, type ChildEvents } from './supervisor.ts';
+import type { NamedTensors } from './tensor.ts';
+
+export interface CommandSpec {
+  /** The program and its arguments, e.g. ["python3", "predict.py"]. */
+  command: string[];
+  /** Its working directory: the unpacked deployment. */
+  cwd: string;
+  /** Environment variables over a minimal one (PATH, HOME, LANG). */
+  env: Record<string, string>;
+  /** Copies of the program serving the version. */
+  processes: number;
+  /** Requests sent to one copy before it has answered the earlier ones. */
+  inFlight: number;
+  /** How long a copy may take to write `ready`. */
+  setupTimeoutMs: number;
+  /** How long a copy may take to answer one request before it counts as hung and is restarted. */
+  requestTimeoutMs: number;
+  /** The signature declared by the deployment; the program's own, if it reports one, must equal it. */
+  signature: ModelSignature | undefined;
+}
+
+/** Lines of a program's stderr kept to explain a failed start. */
+const STDERR_TAIL_LINES = 20;
+/** A process that stopped is started again after this, doubled per failure in a row, up to the cap. */
+const RESTART_BASE_MS = 200;
+const RESTART_MAX_MS = 10_000;
+/** How long a program may take to exit after its stdin closes, and then after SIGTERM. */
+const EXIT_GRACE_MS = 5000;
+
+type Answer = { outputs: unknown } | { error: ModelgateError };
+
+const unavailable = (message: string) => new ModelgateError('runtime_unavailable', message);
+
+/** The environment a program gets: a minimal one (nothing of modelgate's own, such as its keys) and its own. */
+function programEnv(own: Record<string, string>): NodeJS.ProcessEnv {
+  const inherited = ['PATH', 'HOME', 'LANG', 'LC_ALL', 'TZ', 'TMPDIR'];
+  return {
+    ...Object.fromEntries(
+      inherited.flatMap((name) => (process.env[name] ? [[name, process.env[name]]] : [])),
+    ),
+    PYTHONUNBUFFERED: '1',
+    ...own,
+  };
+}
+
+/** One copy of the program: started, told requests, its answers and its end reported to its supervisor. */
+class ProgramCopy {
+  readonly started: Promise<ModelSignature | undefined>;
+  private readonly child: ChildProcess;
+  private readonly stderrTail: string[] = [];
+  private readonly deadlines = new Map<number, NodeJS.Timeout>();
+  private becameReady = false;
+  private asked = false;
+  /** It broke the protocol and is being killed: nothing more is read from it or sent to it. */
+  private broken = false;
+
+  constructor(
+    private readonly spec: CommandSpec,
+    private readonly events: ChildEvents<Answer>,
+    private readonly logger: Logger,
+  ) {
+    const [program, ...args] = spec.command;
+    this.child = spawn(program!, args, {
+      cwd: spec.cwd,
+      env: programEnv(spec.env),
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    let announceReady!: (signature: ModelSignature | undefined) => void;
+    let failStart!: (error: Error) => void;
+    this.started = new Promise((resolve, reject) => {
+      announceReady = resolve;
+      failStart = reject;
+    });
+    this.started.catch(() => undefined);
+    const setupTimer = setTimeout(() => {
+      failStart(this.startFailure(`did not write ready within ${spec.setupTimeoutMs} ms`));
+      this.child.kill('SIGKILL');
+    }, spec.setupTimeoutMs);
+
+    const lines = new LineSplitter();
+    this.child.stdout!.on('data', (chunk: Buffer) => {
+      if (this.broken) return;
+      let complete: string[];
+      try {
+        complete = lines.push(chunk);
+      } catch (error) {
+        this.broken = true;
+        this.events.failed(error as Error);
+        this.child.kill('SIGKILL');
+        return;
+      }
+      for (const line of complete) this.onLine(line, announceReady, failStart, setupTimer);
+    });
+    const stderr = new LineSplitter();
+    this.child.stderr!.on('data', (chunk: Buffer) => {
+      let complete: string[];
+      try {
+        complete = stderr.push(chunk);
+      } catch {
+        return; // A log line past the limit is dropped, not a reason to stop.
+      }
+      for (const line of complete) {
+        this.stderrTail.push(line);
+        if (this.stderrTail.length > STDERR_TAIL_LINES) this.stderrTail.shift();
+        this.logger.info({ stderr: line }, 'model program');
+      }
+    });
+    // A write after the program exited (EPIPE) is reported by its exit, not as a crash of modelgate.
+    this.child.stdin!.on('error', () => {});
+    this.child.on('error', (error) => {
+      clearTimeout(setupTimer);
+      failStart(this.startFailure(`could not be started: ${error.message}`));
+    });
+    this.child.on('exit', (code, signal) => {
+      clearTimeout(setupTimer);
+      for (const timer of this.deadlines.values()) clearTimeout(timer);
+      const how = signal ? `was killed by ${signal}` : `exited with code ${code}`;
+      failStart(this.startFailure(how));
+      this.events.exited(unavailable(`the model's program ${how}; it is being restarted`));
+    });
+  }
+
+  private onLine(
+    line: string,
+    announceReady: (signature: ModelSignature | undefined) => void,
+    failStart: (error: Error) => void,
+    setupTimer: NodeJS.Timeout,
+  ): void {
+    let message;
+    try {
+      message = parseProgramLine(line);
+    } catch (error) {
+      clearTimeout(setupTimer);
+      failStart(error as Error);
+      this.child.kill('SIGKILL');
+      return;
+    }
+    if (!message)
+      return void this.logger.warn({ stdout: line.slice(0, 1000) }, 'model program wrote a stray line');
+    if (message.type === 'ready') {
+      if (this.becameReady) return;
+      this.becameReady = true;
+      clearTimeout(setupTimer);
+      announceReady(message.signature);
+      return;
+    }
+    const id = Number(message.id);
+    const timer = this.deadlines.get(id);
+    if (timer === undefined)
+      return void this.logger.warn({ id: message.id }, 'model program answered an unknown id');
+    clearTimeout(timer);
+    this.deadlines.delete(id);
+    if (message.type === 'result') return this.events.answer(id, { outputs: message.outputs });
+    const code = message.code === 'invalid_input' ? 'invalid_input' : 'inference_failed';
+    this.events.answer(id, { error: new ModelgateError(code, message.message) });
+  }
+
+  private startFailure(how: string): ModelgateError {
+    const tail = this.stderrTail.join('\n');
+    return new ModelgateError(
+      'invalid_model',
+      `the program ${how}${tail ? `; its stderr ended with:\n${tail}` : ''}`,
+      {
+        details: { stderr_tail: tail },
+      },
+    );
+  }
+
+  /** Sends a request once the program is ready (nothing goes before ready); a hang past the deadline kills it. */
+  send(id: number, inputs: NamedTensors): void {
+    if (this.broken) {
+      return this.events.answer(id, { error: unavailable("the model's program is being restarted") });
+    }
+    let line: string;
+    try {
+      line = inferLine(String(id), inputs);
+    } catch (error) {
+      return this.events.answer(id, { error: error as ModelgateError });
+    }
+    this.deadlines.set(
+      id,
+      setTimeout(() => {
+        this.logger.warn({ id }, 'model program did not answer in time; restarting it');
+        this.broken = true;
+        this.child.kill('SIGKILL');
+      }, this.spec.requestTimeoutMs),
+    );
+    void this.started.then(
+      () => this.child.stdin!.write(line),
+      () => undefined,
+    );
+  }
+
+  /** Closes its stdin, the protocol's way to ask it to end; SIGTERM if it does not. */
+  end(): void {
+    if (this.asked) return;
+    this.asked = true;
+    this.child.stdin!.end();
+    setTimeout(() => this.child.kill('SIGTERM'), EXIT_GRACE_MS).unref();
+  }
+
+  async kill(): Promise<void> {
+    if (this.child.exitCode !== null || this.child.signalCode !== null) return;
+    const exited = new Promise((resolve) => this.child.once('exit', resolve));
+    this.child.kill('SIGKILL');
+    await exited;
+  }
+}
+
+/** A model version served by copies of its program. */
+export class CommandRunner implements ModelRunner {
+  ready = false;
+  readonly concurrency: number;
+  private copies: Supervisor<NamedTensors, Answer>[] | undefined;
+  private loading: Promise<void> | undefined;
+  private signature: ModelSignature | undefined;
+
+  constructor(
+    private readonly spec: CommandSpec,
+    private readonly logger: Logger,
+  ) {
+    this.concurrency = spec.processes * spec.inFlight;
+    this.signature = spec.signature;
+  }
+
+  /** The signature the program reported (or the deployment declared), once loaded. */
+  get reportedSignature(): ModelSignature | undefined {
+    return this.signature;
+  }
+
+  /** Starts every copy and waits for each to be ready; a copy that never is fails the load (and stops all). */
+  load(): Promise<void> {
+    this.loading ??= this.start().catch(async (error: unknown) => {
+      this.loading = undefined;
+      await this.close();
+      throw error;
+    });
+    return this.loading;
+  }
+
+  private async start(): Promise<void> {
+    const firstStarts: Promise<ModelSignature | undefined>[] = [];
+    this.copies = Array.from({ length: this.spec.processes }, (_, index) => {
+      let failuresInARow = 0;
+      let first = true;
+      return new Supervisor<NamedTensors, Answer>((events) => {
+        const delayMs = first ? 0 : retryDelayMs(RESTART_BASE_MS, ++failuresInARow, RESTART_MAX_MS);
+        const copy = new DelayedCopy(
+          delayMs,
+          events,
+          () => new ProgramCopy(this.spec, events, this.logger.child({ copy: index })),
+        );
+        if (first) firstStarts.push(copy.started);
+        first = false;
+        void copy.started.then(
+          () => (failuresInARow = 0),
+          () => undefined,
+        );
+        return copy;
+      });
+    });
+    const signatures = await Promise.all(firstStarts);
+    const reported = signatures.find((signature) => signature !== undefined);
+    if (this.spec.signature && reported && JSON.stringify(reported) !== JSON.stringify(this.spec.signature)) {
+      throw new ModelgateError(
+        'invalid_model',
+        'the signature the program reports differs from the one declared',
+        {
+          details: { declared: this.spec.signature, reported },
+        },
+      );
+    }
+    this.signature = this.spec.signature ?? reported;
+    if (!this.signature) {
+      throw new ModelgateError('invalid_model', 'neither the deployment nor the program gives a signature');
+    }
+    this.ready = true;
+  }
+
+  async infer(inputs: NamedTensors): Promise<NamedTensors> {
+    await this.load();
+    const copies = this.copies!;
+    const copy = copies.reduce((best, next) => (next.queued < best.queued ? next : best));
+    const answer = await copy.request(inputs);
+    if ('error' in answer) throw answer.error;
+    return outputsOf(answer.outputs, this.signature!.outputs);
+  }
+
+  async close(): Promise<void> {
+    this.ready = false;
+    const copies = this.copies ?? [];
+    this.copies = undefined;
+    this.loading = undefined;
+    await Promise.all(copies.map((copy) => copy.close(2 * EXIT_GRACE_MS)));
+  }
+}
+
+/**
+ * A copy started after `delayMs` (a restart's backoff): requests sent meanwhile wait for it, and an end or
+ * kill before it starts means it never does.
+ */
+class DelayedCopy {
+  readonly started: Promise<ModelSignature | undefined>;
+  private copy: ProgramCopy | undefined;
+  private readonly queued: [number, NamedTensors][] = [];
+  private canceled = false;
+
+  constructor(delayMs: number, events: ChildEvents<Answer>, start: () => ProgramCopy) {
+    this.started = new Promise((resolve, reject) => {
+      setTimeout(() => {
+        if (this.canceled) {
+          const error = unavailable("the model's program was stopped before it started");
+          events.exited(error);
+          return reject(error);
+        }
+        this.copy = start();
+        for (const [id, inputs] of this.queued.splice(0)) this.copy.send(id, inputs);
+        this.copy.started.then(resolve, reject);
+      }, delayMs);
+    });
+    this.started.catch(() => undefined);
+  }
+
+  send(id: number, inputs: NamedTensors): void {
+    if (this.copy) this.copy.send(id, inputs);
+    else this.queued.push([id, inputs]);
+  }
+
+  end(): void {
+    this.canceled = true;
+    this.copy?.end();
+  }
+
+  async kill(): Promise<void> {
+    this.canceled = true;
+    await this.copy?.kill();
+  }
+}
