@@ -1,5 +1,6 @@
 // Assembles one modelgate process from its parts: store, artifact store, runtime, catalogue, predictor,
 // registry, authentication and the HTTP server; and takes them down again in order.
+import { join } from 'node:path';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Readable } from 'node:stream';
@@ -13,6 +14,7 @@ import type { Config } from './config/config.ts';
 import { buildServer } from './http/server.ts';
 import { createMetrics, type Metrics } from './observability/metrics.ts';
 import { Registry } from './registry/registry.ts';
+import { CommandRuntime } from './runtime/command.ts';
 import { OnnxRuntime } from './runtime/onnx.ts';
 import { Runtimes } from './runtime/runtime.ts';
 import { Catalog } from './serving/catalog.ts';
@@ -84,7 +86,13 @@ async function assemble(
     threads: config.inferenceThreads,
     intraOpThreads: config.intraOpThreads,
   });
-  const runtimes = new Runtimes([onnx]);
+  const command = new CommandRuntime({
+    unpackDir: join(config.dataDir, 'deployments'),
+    // An archive may unpack to four times the largest upload.
+    limits: { maxBytes: 4 * config.uploadLimitBytes, maxEntries: 100_000 },
+    logger: logger.child({ component: 'command-runtime' }),
+  });
+  const runtimes = new Runtimes([onnx, command]);
   closers.push(() => runtimes.close());
   const metrics = createMetrics();
   const catalog = new Catalog(db);
@@ -108,7 +116,7 @@ async function assemble(
   const registry = new Registry({
     db,
     artifacts,
-    runtime: onnx,
+    runtimes: { file: onnx, program: command },
     uploadLimitBytes: config.uploadLimitBytes,
     onModelChanged: (tenantId, name) => predictor.refreshModel(tenantId, name),
   });

@@ -66,7 +66,6 @@ function runner(command: string[], options: Partial<CommandSpec> = {}, logger = 
   const made = new CommandRunner(
     {
       command,
-      cwd: dir,
       env: {},
       processes: 1,
       inFlight: 4,
@@ -75,6 +74,7 @@ function runner(command: string[], options: Partial<CommandSpec> = {}, logger = 
       signature: undefined,
       ...options,
     },
+    async () => dir,
     logger,
   );
   runners.push(made);

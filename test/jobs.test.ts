@@ -755,8 +755,14 @@ for (const { name: driver } of testDatabases()) {
       // Another process's deploy whose notice has not arrived yet: the database changes, nothing is announced.
       const model = (await selectModel(db, tenantId, 'moving'))!;
       await db.transaction(async (tx) => {
-        const { runtime, artifactSha256, sizeBytes, signature } = first;
-        await insertModelVersion(tx, model.id, { runtime, artifactSha256, sizeBytes, signature });
+        const { runtime, runtimeSettings, artifactSha256, sizeBytes, signature } = first;
+        await insertModelVersion(tx, model.id, {
+          runtime,
+          runtimeSettings,
+          artifactSha256,
+          sizeBytes,
+          signature,
+        });
         await deleteModelVersion(tx, model.id, 1);
       });
       const queued = await queueJob(db, {
@@ -781,10 +787,17 @@ for (const { name: driver } of testDatabases()) {
       // Two versions the process has not heard of: 3 as good as 2, 4 whose file is not in the store.
       const model = (await selectModel(db, tenantId, 'moving'))!;
       await db.transaction(async (tx) => {
-        const { runtime, artifactSha256, sizeBytes, signature } = current;
-        await insertModelVersion(tx, model.id, { runtime, artifactSha256, sizeBytes, signature });
+        const { runtime, runtimeSettings, artifactSha256, sizeBytes, signature } = current;
         await insertModelVersion(tx, model.id, {
           runtime,
+          runtimeSettings,
+          artifactSha256,
+          sizeBytes,
+          signature,
+        });
+        await insertModelVersion(tx, model.id, {
+          runtime,
+          runtimeSettings,
           artifactSha256: 'f'.repeat(64),
           sizeBytes,
           signature,

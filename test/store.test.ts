@@ -51,7 +51,13 @@ function newKey(tenantId: string, overrides: Partial<NewApiKey> = {}): NewApiKey
 
 function newVersion(artifactSha256 = randomDigest()): NewModelVersion {
   // Above 2^32, so a size squeezed through a 32-bit integer anywhere would show.
-  return { runtime: 'onnx', artifactSha256, sizeBytes: 5_000_000_123, signature: SIGNATURE };
+  return {
+    runtime: 'onnx',
+    runtimeSettings: {},
+    artifactSha256,
+    sizeBytes: 5_000_000_123,
+    signature: SIGNATURE,
+  };
 }
 
 /** Rejection matcher for assert.rejects: a StoreError of this kind and SQLSTATE that keeps the driver's error. */

@@ -1,7 +1,10 @@
 // The model registry: uploads become content-addressed artifacts and numbered versions whose signature
-// is read from the model itself. A file the runtime cannot load is refused and nothing is kept.
+// is read from the model itself (an ONNX file, or a team's program started once to say it is ready). A
+// model the runtime cannot load is refused and nothing is kept.
+import { open } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import type { ArtifactStore } from '../artifacts/store.ts';
+import { detectArchiveFormat } from '../artifacts/unpack.ts';
 import { ModelgateError } from '../errors.ts';
 import type { Runtime } from '../runtime/runtime.ts';
 import { publishChange } from '../store/changes.ts';
@@ -30,8 +33,11 @@ export interface ModelWithVersions {
 export interface RegistryOptions {
   db: Db;
   artifacts: ArtifactStore;
-  /** The runtime of uploaded model files, which reads their signature. */
-  runtime: Runtime;
+  /**
+   * The runtime of what is uploaded: `program` for an archive (.tar.gz or .zip) of a team's program with its
+   * manifest, `file` for anything else (an ONNX file).
+   */
+  runtimes: { file: Runtime; program: Runtime };
   uploadLimitBytes: number;
   /** Called after a model changed in this process (to refresh caches before answering). */
   onModelChanged(tenantId: string, name: string): Promise<void>;
@@ -57,19 +63,34 @@ export function parseModelSettings(input: unknown): ModelSettings {
   return result.data;
 }
 
+/** Whether the file starts as a .tar.gz or a .zip does. */
+async function isArchive(path: string): Promise<boolean> {
+  const file = await open(path, 'r');
+  try {
+    const { buffer, bytesRead } = await file.read(Buffer.alloc(4), 0, 4, 0);
+    return detectArchiveFormat(buffer.subarray(0, bytesRead)) !== undefined;
+  } finally {
+    await file.close();
+  }
+}
+
 export class Registry {
   constructor(private readonly options: RegistryOptions) {}
 
   /** Stores a new version of `name` from `source`. */
   async deploy(tenantId: string, name: string, source: Readable) {
     checkModelName(name);
-    const { db, artifacts, runtime } = this.options;
+    const { db, artifacts, runtimes } = this.options;
     const staged = await artifacts.stage(source, this.options.uploadLimitBytes);
-    let signature;
+    let runtime: Runtime;
+    let inspected;
     try {
       if (staged.sizeBytes === 0) throw new ModelgateError('bad_request', 'the upload is empty');
-      signature = await runtime.inspect(staged.path);
-      if (signature.inputs.length === 0) throw new ModelgateError('invalid_model', 'the model has no inputs');
+      runtime = (await isArchive(staged.path)) ? runtimes.program : runtimes.file;
+      inspected = await runtime.inspect(staged.path);
+      if (inspected.signature.inputs.length === 0) {
+        throw new ModelgateError('invalid_model', 'the model has no inputs');
+      }
       await staged.commit();
     } catch (error) {
       await staged.discard();
@@ -79,9 +100,10 @@ export class Registry {
       const model = await upsertModel(tx, tenantId, name);
       const version = await insertModelVersion(tx, model.id, {
         runtime: runtime.name,
+        runtimeSettings: inspected.settings,
         artifactSha256: staged.sha256,
         sizeBytes: staged.sizeBytes,
-        signature,
+        signature: inspected.signature,
       });
       await publishChange(tx, { kind: 'model', tenantId, name });
       return { model, version };

@@ -5,11 +5,16 @@
 // `runtime_unavailable` (retryable). What a program writes to stderr, and any stray stdout line, goes to
 // the log with the model version's key.
 import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdir, mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
+import { z } from 'zod';
+import { unpackArchive, type UnpackLimits } from '../artifacts/unpack.ts';
 import { ModelgateError } from '../errors.ts';
 import { retryDelayMs } from '../jobs/backoff.ts';
-import { inferLine, LineSplitter, outputsOf, parseProgramLine } from './command-protocol.ts';
-import type { ModelRunner } from './runtime.ts';
+import { inferLine, LineSplitter, outputsOf, parseProgramLine, signatureOf } from './command-protocol.ts';
+import type { InspectedModel, ModelRunner, RunnableVersion, Runtime } from './runtime.ts';
 import type { ModelSignature } from './signature.ts';
 import { Supervisor, type ChildEvents } from './supervisor.ts';
 import type { NamedTensors } from './tensor.ts';
@@ -17,8 +22,6 @@ import type { NamedTensors } from './tensor.ts';
 export interface CommandSpec {
   /** The program and its arguments, e.g. ["python3", "predict.py"]. */
   command: string[];
-  /** Its working directory: the unpacked deployment. */
-  cwd: string;
   /** Environment variables over a minimal one (PATH, HOME, LANG). */
   env: Record<string, string>;
   /** Copies of the program serving the version. */
@@ -53,9 +56,13 @@ function programEnv(own: Record<string, string>): NodeJS.ProcessEnv {
       inherited.flatMap((name) => (process.env[name] ? [[name, process.env[name]]] : [])),
     ),
     PYTHONUNBUFFERED: '1',
+    PYTHONPATH: PYTHON_HELPER_DIR,
     ...own,
   };
 }
+
+/** The one-file Python helper shipped in the package (`import modelgate_runtime`), on every program's PYTHONPATH. */
+const PYTHON_HELPER_DIR = fileURLToPath(new URL('../../python/', import.meta.url));
 
 /** One copy of the program: started, told requests, its answers and its end reported to its supervisor. */
 class ProgramCopy {
@@ -70,12 +77,13 @@ class ProgramCopy {
 
   constructor(
     private readonly spec: CommandSpec,
+    cwd: string,
     private readonly events: ChildEvents<Answer>,
     private readonly logger: Logger,
   ) {
     const [program, ...args] = spec.command;
     this.child = spawn(program!, args, {
-      cwd: spec.cwd,
+      cwd,
       env: programEnv(spec.env),
       stdio: ['pipe', 'pipe', 'pipe'],
     });
@@ -231,6 +239,8 @@ export class CommandRunner implements ModelRunner {
 
   constructor(
     private readonly spec: CommandSpec,
+    /** The unpacked deployment, the programs' working directory (made ready on first need). */
+    private readonly workingDir: () => Promise<string>,
     private readonly logger: Logger,
   ) {
     this.concurrency = spec.processes * spec.inFlight;
@@ -253,6 +263,7 @@ export class CommandRunner implements ModelRunner {
   }
 
   private async start(): Promise<void> {
+    const cwd = await this.workingDir();
     const firstStarts: Promise<ModelSignature | undefined>[] = [];
     this.copies = Array.from({ length: this.spec.processes }, (_, index) => {
       let failuresInARow = 0;
@@ -262,7 +273,7 @@ export class CommandRunner implements ModelRunner {
         const copy = new DelayedCopy(
           delayMs,
           events,
-          () => new ProgramCopy(this.spec, events, this.logger.child({ copy: index })),
+          () => new ProgramCopy(this.spec, cwd, events, this.logger.child({ copy: index })),
         );
         if (first) firstStarts.push(copy.started);
         first = false;
@@ -349,4 +360,111 @@ class DelayedCopy {
     this.canceled = true;
     await this.copy?.kill();
   }
+}
+
+/** A deployment's manifest: `modelgate.json` at the root of its archive. */
+const manifestSchema = z
+  .object({
+    command: z.array(z.string().min(1)).min(1),
+    env: z.record(z.string(), z.string()).default({}),
+    processes: z.number().int().min(1).max(64).default(1),
+    inFlight: z.number().int().min(1).max(1024).default(4),
+    setupTimeoutMs: z.number().int().min(100).default(60_000),
+    requestTimeoutMs: z.number().int().min(100).default(60_000),
+    signature: z.unknown().optional(),
+  })
+  .strict();
+
+const MANIFEST_FILE = 'modelgate.json';
+
+export interface CommandRuntimeOptions {
+  /** Where deployments are unpacked, once per process, by content address. */
+  unpackDir: string;
+  /** What one deployment may unpack to. */
+  limits: UnpackLimits;
+  logger: Logger;
+}
+
+/** The `command` runtime: deployments are archives of a program, its weights and its manifest. */
+export class CommandRuntime implements Runtime {
+  readonly name = 'command';
+  readonly platform = 'modelgate_command';
+
+  constructor(private readonly options: CommandRuntimeOptions) {}
+
+  /**
+   * Unpacks the archive, reads its manifest, and starts the program once: it must become ready (its
+   * signature, declared or reported, is the version's), or the deploy fails with its stderr's tail.
+   */
+  async inspect(artifactPath: string): Promise<InspectedModel> {
+    await mkdir(this.options.unpackDir, { recursive: true });
+    const scratch = await mkdtemp(join(this.options.unpackDir, 'inspect-'));
+    try {
+      const tree = join(scratch, 'tree');
+      await unpackArchive(artifactPath, tree, this.options.limits);
+      const spec = await readManifest(tree);
+      const runner = new CommandRunner({ ...spec, processes: 1 }, async () => tree, this.options.logger);
+      try {
+        await runner.load();
+      } finally {
+        await runner.close();
+      }
+      const signature = runner.reportedSignature!;
+      return { signature, settings: { ...spec, signature } };
+    } finally {
+      await rm(scratch, { recursive: true, force: true });
+    }
+  }
+
+  open(version: RunnableVersion): ModelRunner {
+    const spec = specOf(version.settings);
+    const target = join(this.options.unpackDir, version.artifactSha256);
+    return new CommandRunner(
+      spec,
+      async () => {
+        const unpacked = await stat(target).then(
+          () => true,
+          () => false,
+        );
+        if (!unpacked) await unpackArchive(await version.artifactPath(), target, this.options.limits);
+        return target;
+      },
+      this.options.logger.child({ version: version.key }),
+    );
+  }
+
+  async close(): Promise<void> {}
+}
+
+/** The manifest of an unpacked deployment, checked. */
+async function readManifest(tree: string): Promise<CommandSpec> {
+  let text: string;
+  try {
+    text = await readFile(join(tree, MANIFEST_FILE), 'utf8');
+  } catch {
+    throw new ModelgateError(
+      'invalid_model',
+      `the archive has no ${MANIFEST_FILE} at its root saying how to run the program`,
+    );
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (error) {
+    throw new ModelgateError('invalid_model', `${MANIFEST_FILE} is not JSON: ${(error as Error).message}`);
+  }
+  return specOf(value);
+}
+
+function specOf(value: unknown): CommandSpec {
+  const parsed = manifestSchema.safeParse(value);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw new ModelgateError(
+      'invalid_model',
+      `${MANIFEST_FILE}: ${issue?.path.join('.') || 'the manifest'}: ${issue?.message}`,
+    );
+  }
+  const { signature, ...spec } = parsed.data;
+  return { ...spec, signature: signature === undefined ? undefined : signatureOf(signature) };
 }

@@ -5,7 +5,7 @@ import { Worker } from 'node:worker_threads';
 import { ModelgateError } from '../errors.ts';
 import type { OnnxThreadOptions, OnnxThreadRequest, OnnxThreadResponse } from './onnx-protocol.ts';
 import { transferListOf } from './onnx-protocol.ts';
-import type { ModelRunner, RunnableVersion, Runtime } from './runtime.ts';
+import type { InspectedModel, ModelRunner, RunnableVersion, Runtime } from './runtime.ts';
 import { Supervisor } from './supervisor.ts';
 import type { ModelSignature } from './signature.ts';
 import type { NamedTensors } from './tensor.ts';
@@ -85,12 +85,12 @@ export class OnnxRuntime implements Runtime {
     return this.threads.reduce((best, thread) => (thread.queued < best.queued ? thread : best));
   }
 
-  async inspect(artifactPath: string): Promise<ModelSignature> {
+  async inspect(artifactPath: string): Promise<InspectedModel> {
     const response = await this.leastBusyThread().request({ kind: 'inspect', artifactPath });
     if (!response.ok) {
       throw new ModelgateError('invalid_model', `not a loadable ONNX model: ${response.message}`);
     }
-    return (response as { signature: ModelSignature }).signature;
+    return { signature: (response as { signature: ModelSignature }).signature, settings: {} };
   }
 
   open(version: RunnableVersion): ModelRunner {

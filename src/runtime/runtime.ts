@@ -12,16 +12,28 @@ export interface Runtime {
   readonly name: string;
   /** The Open Inference Protocol's `platform` of the versions it runs (GET /v2/models/{name}). */
   readonly platform: string;
-  /** Reads inputs and outputs from a stored artifact; throws ModelgateError `invalid_model` if it cannot. */
-  inspect(artifactPath: string): Promise<ModelSignature>;
+  /**
+   * Reads a model being deployed from its staged artifact: its inputs and outputs, and the settings its
+   * versions keep for open(). Throws ModelgateError `invalid_model` when it cannot serve it.
+   */
+  inspect(artifactPath: string): Promise<InspectedModel>;
   /** A runner for one model version. Nothing is loaded until its load() or first infer(). */
   open(version: RunnableVersion): ModelRunner;
   close(): Promise<void>;
 }
 
+export interface InspectedModel {
+  signature: ModelSignature;
+  settings: Record<string, unknown>;
+}
+
 export interface RunnableVersion {
   /** Names the version in this process, uniquely. */
   key: string;
+  /** Its artifact's content address. */
+  artifactSha256: string;
+  /** The settings inspect() gave when it was deployed. */
+  settings: Record<string, unknown>;
   /** The version's artifact on local disk, fetched from the artifact store on first need. */
   artifactPath(): Promise<string>;
 }

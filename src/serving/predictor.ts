@@ -78,6 +78,8 @@ export class Predictor {
       const { runtimes, artifacts } = this.options;
       runner = runtimes.get(version.runtime).open({
         key,
+        artifactSha256: version.artifactSha256,
+        settings: version.runtimeSettings,
         artifactPath: () => artifacts.localPath(version.artifactSha256),
       });
       this.runners.set(key, runner);
@@ -238,8 +240,12 @@ export class Predictor {
     }
   }
 
-  close(): void {
+  /** Fails what is queued and closes every runner (a program's processes stop; ONNX threads stay with their runtime). */
+  async close(): Promise<void> {
     for (const { batcher } of this.served.values()) batcher.close();
     this.served.clear();
+    const runners = [...this.runners.values()];
+    this.runners.clear();
+    await Promise.all(runners.map((runner) => runner.close()));
   }
 }

@@ -15,6 +15,8 @@ export interface ModelVersionRecord {
   modelId: string;
   version: number;
   runtime: string;
+  /** What the runtime needs beyond the artifact and the signature (the command runtime's manifest). */
+  runtimeSettings: Record<string, unknown>;
   artifactSha256: string;
   sizeBytes: number;
   signature: ModelSignature;
@@ -23,7 +25,8 @@ export interface ModelVersionRecord {
 }
 
 const MODEL_COLUMNS = 'id, tenant_id AS "tenantId", name, settings, created_at AS "createdAt"';
-const VERSION_COLUMNS = `model_id AS "modelId", version, runtime, artifact_sha256 AS "artifactSha256",
+const VERSION_COLUMNS = `model_id AS "modelId", version, runtime, runtime_settings AS "runtimeSettings",
+  artifact_sha256 AS "artifactSha256",
   size_bytes::float8 AS "sizeBytes", signature, status, created_at AS "createdAt"`;
 
 /** upsertModel($1 id, $2 tenant, $3 name): the tenant's model of that name, created if missing. */
@@ -51,6 +54,7 @@ export async function mergeModelSettings(
 
 export interface NewModelVersion {
   runtime: string;
+  runtimeSettings: Record<string, unknown>;
   artifactSha256: string;
   sizeBytes: number;
   signature: ModelSignature;
@@ -67,10 +71,17 @@ export async function insertModelVersion(
 ): Promise<ModelVersionRecord> {
   await tx.query('SELECT id FROM models WHERE id = $1 FOR UPDATE', [modelId]);
   const [row] = await tx.query<ModelVersionRecord>(
-    `INSERT INTO model_versions (model_id, version, runtime, artifact_sha256, size_bytes, signature)
-     SELECT $1, coalesce(max(version), 0) + 1, $2, $3, $4, $5 FROM model_versions WHERE model_id = $1
+    `INSERT INTO model_versions (model_id, version, runtime, artifact_sha256, size_bytes, signature, runtime_settings)
+     SELECT $1, coalesce(max(version), 0) + 1, $2, $3, $4, $5, $6 FROM model_versions WHERE model_id = $1
      RETURNING ${VERSION_COLUMNS}`,
-    [modelId, version.runtime, version.artifactSha256, version.sizeBytes, JSON.stringify(version.signature)],
+    [
+      modelId,
+      version.runtime,
+      version.artifactSha256,
+      version.sizeBytes,
+      JSON.stringify(version.signature),
+      JSON.stringify(version.runtimeSettings),
+    ],
   );
   return row!;
 }

@@ -1,0 +1,119 @@
+// Deploying a team's program over HTTP: an archive (.tar.gz) of examples/iris-python with its manifest
+// becomes a `command` version whose signature the program reports, answers /predict, /v2 and jobs as the
+// ONNX iris model does; archives that cannot serve (no manifest, a program that never becomes ready, an
+// unsafe entry) are refused with nothing kept.
+import assert from 'node:assert/strict';
+import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { create } from 'tar';
+import { buildIrisModel } from '../examples/build.ts';
+import { assertProblem, deployModel, uploadRaw } from './helpers/api.ts';
+import { startTestPlatform, type TestPlatform } from './helpers/platform.ts';
+
+const ROOT = new URL('..', import.meta.url).pathname;
+const ROWS = [
+  [5.1, 3.5, 1.4, 0.2],
+  [6.7, 3.0, 5.2, 2.3],
+  [5.9, 3.0, 4.2, 1.5],
+];
+
+let tp: TestPlatform;
+let work: string;
+
+/** A .tar.gz of a folder holding `files` (name → text or a file to copy). */
+async function archive(name: string, files: Record<string, string | { copy: string }>): Promise<Uint8Array> {
+  const folder = join(work, name);
+  await mkdir(folder, { recursive: true });
+  for (const [file, content] of Object.entries(files)) {
+    if (typeof content === 'string') await writeFile(join(folder, file), content);
+    else await copyFile(content.copy, join(folder, file));
+  }
+  const path = join(work, `${name}.tar.gz`);
+  await create({ gzip: true, file: path, cwd: folder }, Object.keys(files));
+  return new Uint8Array(await readFile(path));
+}
+
+const upload = (name: string, bytes: Uint8Array) => uploadRaw(tp, tp.adminKey, name, bytes);
+
+before(async () => {
+  tp = await startTestPlatform();
+  work = await mkdtemp(join(tmpdir(), 'modelgate-command-deploy-'));
+});
+after(async () => {
+  await tp.close();
+  await rm(work, { recursive: true, force: true });
+});
+
+describe('deploying a program', () => {
+  test('an archive of the Python iris example serves as the ONNX iris model does, over /predict, /v2 and jobs', async () => {
+    const bytes = await archive('iris-python', {
+      'predict.py': { copy: join(ROOT, 'examples/iris-python/predict.py') },
+      'iris-weights.json': { copy: join(ROOT, 'examples/iris-python/iris-weights.json') },
+      'modelgate.json': JSON.stringify({ command: ['/usr/bin/python3', 'predict.py'], processes: 2 }),
+    });
+    const deployed = await upload('iris-py', bytes);
+    assert.equal(deployed.status, 201, JSON.stringify(deployed.body));
+    const version = deployed.body.versions[0];
+    assert.equal(version.runtime, 'command');
+    assert.deepEqual(
+      version.outputs.map((output: { name: string }) => output.name),
+      ['label', 'probabilities'],
+    );
+    await deployModel(tp, tp.adminKey, 'iris-onnx', buildIrisModel());
+
+    const predict = (model: string) =>
+      tp.call('POST', `/v1/models/${model}/predict`, { key: tp.adminKey, json: { instances: ROWS } });
+    const [fromPython, fromOnnx] = await Promise.all([predict('iris-py'), predict('iris-onnx')]);
+    assert.equal(fromPython.status, 200, JSON.stringify(fromPython.body));
+    assert.deepEqual(fromPython.body.outputs.label, fromOnnx.body.outputs.label);
+    fromPython.body.outputs.probabilities.forEach((row: number[], r: number) =>
+      row.forEach((p, c) => assert.ok(Math.abs(p - fromOnnx.body.outputs.probabilities[r][c]) <= 1e-5)),
+    );
+
+    const metadata = await tp.call('GET', '/v2/models/iris-py', { key: tp.adminKey });
+    assert.equal(metadata.body.platform, 'modelgate_command');
+    const job = await tp.call('POST', '/v1/models/iris-py/jobs', {
+      key: tp.adminKey,
+      json: { instances: ROWS },
+      headers: { prefer: 'wait=30' },
+    });
+    assert.equal(job.body.status, 'succeeded', JSON.stringify(job.body));
+    assert.deepEqual(job.body.result.outputs.label, fromOnnx.body.outputs.label);
+  });
+
+  test('an archive that cannot serve is refused as invalid_model, and no model is made', async () => {
+    const cases: [string, Record<string, string>, RegExp][] = [
+      ['no-manifest', { 'predict.py': 'print("hi")\n' }, /no modelgate\.json/],
+      ['bad-manifest', { 'modelgate.json': '{"command": []}' }, /modelgate\.json: command/],
+      [
+        'never-ready',
+        {
+          'predict.py':
+            'import sys, time\nprint("loading /weights/missing.bin", file=sys.stderr, flush=True)\ntime.sleep(3600)\n',
+          'modelgate.json': JSON.stringify({
+            command: ['/usr/bin/python3', 'predict.py'],
+            setupTimeoutMs: 500,
+          }),
+        },
+        /did not write ready within 500 ms.*missing\.bin/s,
+      ],
+      [
+        'crashes',
+        {
+          'predict.py':
+            'import sys\nprint("ModuleNotFoundError: torch", file=sys.stderr, flush=True)\nsys.exit(1)\n',
+          'modelgate.json': JSON.stringify({ command: ['/usr/bin/python3', 'predict.py'] }),
+        },
+        /exited with code 1.*ModuleNotFoundError: torch/s,
+      ],
+    ];
+    for (const [name, files, message] of cases) {
+      const answer = await upload(name, await archive(name, files));
+      assertProblem(answer, 400, 'invalid_model');
+      assert.match(answer.body.detail, message, name);
+      assertProblem(await tp.call('GET', `/v1/models/${name}`, { key: tp.adminKey }), 404, 'model_not_found');
+    }
+  });
+});
