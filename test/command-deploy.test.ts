@@ -3,7 +3,7 @@
 // ONNX iris model does; archives that cannot serve (no manifest, a program that never becomes ready, an
 // unsafe entry) are refused with nothing kept.
 import assert from 'node:assert/strict';
-import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, readdir, readFile, readlink, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -11,6 +11,7 @@ import { create } from 'tar';
 import { buildIrisModel } from '../examples/build.ts';
 import { assertProblem, deployModel, uploadRaw } from './helpers/api.ts';
 import { startTestPlatform, type TestPlatform } from './helpers/platform.ts';
+import { waitUntil } from './helpers/processes.ts';
 
 const ROOT = new URL('..', import.meta.url).pathname;
 const ROWS = [
@@ -37,9 +38,24 @@ async function archive(name: string, files: Record<string, string | { copy: stri
 
 const upload = (name: string, bytes: Uint8Array) => uploadRaw(tp, tp.adminKey, name, bytes);
 
+let dataDir: string;
+
+/** Processes running in this platform's unpacked deployments: the programs' copies. */
+async function programProcesses(): Promise<number[]> {
+  const deployments = join(dataDir, 'deployments');
+  const pids: number[] = [];
+  for (const entry of await readdir('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const cwd = await readlink(`/proc/${entry}/cwd`).catch(() => '');
+    if (cwd.startsWith(deployments)) pids.push(Number(entry));
+  }
+  return pids;
+}
+
 before(async () => {
-  tp = await startTestPlatform();
   work = await mkdtemp(join(tmpdir(), 'modelgate-command-deploy-'));
+  dataDir = join(work, 'data');
+  tp = await startTestPlatform({ config: { dataDir } });
 });
 after(async () => {
   await tp.close();
@@ -81,6 +97,13 @@ describe('deploying a program', () => {
     });
     assert.equal(job.body.status, 'succeeded', JSON.stringify(job.body));
     assert.deepEqual(job.body.result.outputs.label, fromOnnx.body.outputs.label);
+
+    // Two copies serve it; deleting the model stops both.
+    assert.equal((await programProcesses()).length, 2);
+    assert.equal((await tp.call('DELETE', '/v1/models/iris-py', { key: tp.adminKey })).status, 204);
+    await waitUntil('the programs to stop', programProcesses, (pids) => pids.length === 0, {
+      timeoutMs: 20_000,
+    });
   });
 
   test('an archive that cannot serve is refused as invalid_model, and no model is made', async () => {
