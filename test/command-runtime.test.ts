@@ -14,6 +14,7 @@ import { buildIrisModel, readIrisCsv } from '../examples/build.ts';
 import { isModelgateError } from '../src/errors.ts';
 import { CommandRunner, type CommandSpec } from '../src/runtime/command.ts';
 import { OnnxRuntime } from '../src/runtime/onnx.ts';
+import { Runtimes } from '../src/runtime/runtime.ts';
 import { tensorFromJson, type NamedTensors } from '../src/runtime/tensor.ts';
 
 const PYTHON = '/usr/bin/python3';
@@ -152,6 +153,21 @@ describe('the command runtime', () => {
       records.some((record) => record.msg === 'model program' && /stray/.test(String(record.stderr))),
     );
     assert.deepEqual((await doubler.infer(rowOf(2, 3))).y!.data, new Float32Array([4, 6]), 'it carries on');
+  });
+
+  test('a declared signature the program contradicts fails the load', async () => {
+    const wrong = { ...XY, outputs: [{ name: 'y', datatype: 'FP32' as const, shape: [-1, 3] }] };
+    const doubler = runner([PYTHON, join(ROOT, 'test/python/programs/doubler.py')], { signature: wrong });
+    await rejectsWithCode(doubler.load(), 'invalid_model', /differs from the one declared/);
+    assert.equal(doubler.ready, false);
+  });
+
+  test('a version recorded with a runtime this process lacks is not_ready, naming it', () => {
+    assert.throws(
+      () => new Runtimes([]).get('command'),
+      (error: unknown) =>
+        isModelgateError(error) && error.code === 'not_ready' && /"command"/.test(error.message),
+    );
   });
 
   test('a program killed mid-request fails that request as runtime_unavailable and is restarted', async () => {

@@ -755,14 +755,8 @@ for (const { name: driver } of testDatabases()) {
       // Another process's deploy whose notice has not arrived yet: the database changes, nothing is announced.
       const model = (await selectModel(db, tenantId, 'moving'))!;
       await db.transaction(async (tx) => {
-        const { runtime, runtimeSettings, artifactSha256, sizeBytes, signature } = first;
-        await insertModelVersion(tx, model.id, {
-          runtime,
-          runtimeSettings,
-          artifactSha256,
-          sizeBytes,
-          signature,
-        });
+        // The same artifact and settings again: a stored version is what a new one needs, and more.
+        await insertModelVersion(tx, model.id, first);
         await deleteModelVersion(tx, model.id, 1);
       });
       const queued = await queueJob(db, {
@@ -787,21 +781,8 @@ for (const { name: driver } of testDatabases()) {
       // Two versions the process has not heard of: 3 as good as 2, 4 whose file is not in the store.
       const model = (await selectModel(db, tenantId, 'moving'))!;
       await db.transaction(async (tx) => {
-        const { runtime, runtimeSettings, artifactSha256, sizeBytes, signature } = current;
-        await insertModelVersion(tx, model.id, {
-          runtime,
-          runtimeSettings,
-          artifactSha256,
-          sizeBytes,
-          signature,
-        });
-        await insertModelVersion(tx, model.id, {
-          runtime,
-          runtimeSettings,
-          artifactSha256: 'f'.repeat(64),
-          sizeBytes,
-          signature,
-        });
+        await insertModelVersion(tx, model.id, current);
+        await insertModelVersion(tx, model.id, { ...current, artifactSha256: 'f'.repeat(64) });
       });
       const queued = await queueJob(db, {
         modelName: 'moving',

@@ -16,7 +16,7 @@ import { retryDelayMs } from '../jobs/backoff.ts';
 import { inferLine, LineSplitter, outputsOf, parseProgramLine, signatureOf } from './command-protocol.ts';
 import type { InspectedModel, ModelRunner, RunnableVersion, Runtime } from './runtime.ts';
 import type { ModelSignature } from './signature.ts';
-import { Supervisor, type ChildEvents } from './supervisor.ts';
+import { leastQueued, Supervisor, type ChildEvents } from './supervisor.ts';
 import type { NamedTensors } from './tensor.ts';
 
 export interface CommandSpec {
@@ -188,27 +188,32 @@ class ProgramCopy {
     );
   }
 
-  /** Sends a request once the program is ready (nothing goes before ready); a hang past the deadline kills it. */
+  /**
+   * Sends a request once the program is ready (nothing goes before ready); a hang past the deadline, counted
+   * from the write (setup has its own), kills it.
+   */
   send(id: number, inputs: NamedTensors): void {
-    if (this.broken) {
-      return this.events.answer(id, { error: unavailable("the model's program is being restarted") });
-    }
     let line: string;
     try {
       line = inferLine(String(id), inputs);
     } catch (error) {
       return this.events.answer(id, { error: error as ModelgateError });
     }
-    this.deadlines.set(
-      id,
-      setTimeout(() => {
-        this.logger.warn({ id }, 'model program did not answer in time; restarting it');
-        this.broken = true;
-        this.child.kill('SIGKILL');
-      }, this.spec.requestTimeoutMs),
-    );
     void this.started.then(
-      () => this.child.stdin!.write(line),
+      () => {
+        if (this.broken) {
+          return this.events.answer(id, { error: unavailable("the model's program is being restarted") });
+        }
+        this.deadlines.set(
+          id,
+          setTimeout(() => {
+            this.logger.warn({ id }, 'model program did not answer in time; restarting it');
+            this.broken = true;
+            this.child.kill('SIGKILL');
+          }, this.spec.requestTimeoutMs),
+        );
+        this.child.stdin!.write(line);
+      },
       () => undefined,
     );
   }
@@ -304,9 +309,7 @@ export class CommandRunner implements ModelRunner {
 
   async infer(inputs: NamedTensors): Promise<NamedTensors> {
     await this.load();
-    const copies = this.copies!;
-    const copy = copies.reduce((best, next) => (next.queued < best.queued ? next : best));
-    const answer = await copy.request(inputs);
+    const answer = await leastQueued(this.copies!).request(inputs);
     if ('error' in answer) throw answer.error;
     return outputsOf(answer.outputs, this.signature!.outputs);
   }

@@ -6,7 +6,7 @@ import { ModelgateError } from '../errors.ts';
 import type { OnnxThreadOptions, OnnxThreadRequest, OnnxThreadResponse } from './onnx-protocol.ts';
 import { transferListOf } from './onnx-protocol.ts';
 import type { InspectedModel, ModelRunner, RunnableVersion, Runtime } from './runtime.ts';
-import { Supervisor } from './supervisor.ts';
+import { leastQueued, Supervisor } from './supervisor.ts';
 import type { ModelSignature } from './signature.ts';
 import type { NamedTensors } from './tensor.ts';
 
@@ -81,12 +81,8 @@ export class OnnxRuntime implements Runtime {
     );
   }
 
-  private leastBusyThread(): Supervisor<ThreadCall, OnnxThreadResponse> {
-    return this.threads.reduce((best, thread) => (thread.queued < best.queued ? thread : best));
-  }
-
   async inspect(artifactPath: string): Promise<InspectedModel> {
-    const response = await this.leastBusyThread().request({ kind: 'inspect', artifactPath });
+    const response = await leastQueued(this.threads).request({ kind: 'inspect', artifactPath });
     if (!response.ok) {
       throw new ModelgateError('invalid_model', `not a loadable ONNX model: ${response.message}`);
     }
@@ -99,7 +95,12 @@ export class OnnxRuntime implements Runtime {
 
   /** Runs the model at `artifactPath` (loaded under `modelKey` on first use, in each thread) on `inputs`. */
   async infer(modelKey: string, artifactPath: string, inputs: NamedTensors): Promise<NamedTensors> {
-    const response = await this.leastBusyThread().request({ kind: 'infer', modelKey, artifactPath, inputs });
+    const response = await leastQueued(this.threads).request({
+      kind: 'infer',
+      modelKey,
+      artifactPath,
+      inputs,
+    });
     if (!response.ok) throw new ModelgateError('inference_failed', `inference failed: ${response.message}`);
     return (response as { outputs: NamedTensors }).outputs;
   }

@@ -21,6 +21,11 @@ export interface ChildEvents<Response> {
   exited(error: Error): void;
 }
 
+/** The child of these with the fewest requests waiting: where the next request goes. */
+export function leastQueued<S extends { readonly queued: number }>(supervisors: readonly S[]): S {
+  return supervisors.reduce((best, next) => (next.queued < best.queued ? next : best));
+}
+
 interface Pending<Response> {
   resolve(response: Response): void;
   reject(error: Error): void;
