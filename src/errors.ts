@@ -6,6 +6,7 @@ export const ERROR_CODES = {
   invalid_json: 400,
   invalid_input: 400,
   invalid_model: 400,
+  upstream_rejected: 400,
   unsupported_media_type: 415,
   uri_too_long: 414,
   headers_too_large: 431,
@@ -30,6 +31,9 @@ export const ERROR_CODES = {
   lease_expired: 503,
   runtime_unavailable: 503,
   timeout: 504,
+  upstream_timeout: 504,
+  upstream_failed: 502,
+  upstream_invalid_answer: 502,
   inference_failed: 500,
   internal: 500,
 } as const;

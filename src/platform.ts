@@ -15,6 +15,7 @@ import { buildServer } from './http/server.ts';
 import { createMetrics, type Metrics } from './observability/metrics.ts';
 import { Registry } from './registry/registry.ts';
 import { CommandRuntime } from './runtime/command.ts';
+import { HttpRuntime } from './runtime/http.ts';
 import { OnnxRuntime } from './runtime/onnx.ts';
 import { Runtimes } from './runtime/runtime.ts';
 import { Catalog } from './serving/catalog.ts';
@@ -92,7 +93,11 @@ async function assemble(
     limits: { maxBytes: 4 * config.uploadLimitBytes, maxEntries: 100_000 },
     logger: logger.child({ component: 'command-runtime' }),
   });
-  const runtimes = new Runtimes([onnx, command]);
+  const upstreams = new HttpRuntime({
+    allowedNetworks: config.upstreamAllowedNetworks,
+    logger: logger.child({ component: 'http-runtime' }),
+  });
+  const runtimes = new Runtimes([onnx, command, upstreams]);
   closers.push(() => runtimes.close());
   const metrics = createMetrics();
   const catalog = new Catalog(db);
@@ -116,7 +121,7 @@ async function assemble(
   const registry = new Registry({
     db,
     artifacts,
-    runtimes: { file: onnx, program: command },
+    runtimes: { file: onnx, program: command, definitions: [upstreams] },
     uploadLimitBytes: config.uploadLimitBytes,
     onModelChanged: (tenantId, name) => predictor.refreshModel(tenantId, name),
   });

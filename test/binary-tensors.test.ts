@@ -4,8 +4,8 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { ModelgateError, type ErrorCode } from '../src/errors.ts';
 import {
-  encodeBinaryInferResponse,
-  parseBinaryInferRequest,
+  encodeBinaryInferBody,
+  parseBinaryInferBody,
   parseInferenceHeaderLength,
   tensorFromBinary,
   tensorToBinary,
@@ -218,7 +218,7 @@ describe('tensorToBinary and tensorFromBinary', () => {
   });
 });
 
-describe('parseBinaryInferRequest', () => {
+describe('parseBinaryInferBody', () => {
   test("parses the extension document's example: 16 bytes of UINT32 and 3 of BOOL", () => {
     // docs/protocol/extension_binary_data.md, "Binary Tensor Request".
     const header = {
@@ -231,7 +231,7 @@ describe('parseBinaryInferRequest', () => {
     };
     const input0 = hex('01000000 02000000 03000000 04000000');
     const { body, headerLength } = requestBody(header, input0, hex('01 00 01'));
-    const request = parseBinaryInferRequest(body, headerLength);
+    const request = parseBinaryInferBody(body, headerLength);
     assert.deepEqual(request.header, header);
     assert.deepEqual([...request.tensors.keys()], ['input0', 'input1']);
     assert.deepEqual(
@@ -255,7 +255,7 @@ describe('parseBinaryInferRequest', () => {
       ],
     };
     const { body, headerLength } = requestBody(header, hex('0000c03f'), hex('000000c0'));
-    const { tensors } = parseBinaryInferRequest(body, headerLength);
+    const { tensors } = parseBinaryInferBody(body, headerLength);
     assert.deepEqual([...tensors.keys()], ['a', 'empty', 'b']);
     assert.deepEqual(tensors.get('a'), hex('0000c03f'));
     assert.deepEqual(tensors.get('empty'), Buffer.alloc(0));
@@ -266,7 +266,7 @@ describe('parseBinaryInferRequest', () => {
     const { body, headerLength } = requestBody({
       inputs: [{ name: 'x', shape: [1], datatype: 'FP32', data: [1] }],
     });
-    assert.equal(parseBinaryInferRequest(body, headerLength).tensors.size, 0);
+    assert.equal(parseBinaryInferBody(body, headerLength).tensors.size, 0);
   });
 
   test('the header length counts bytes, not characters', () => {
@@ -275,56 +275,52 @@ describe('parseBinaryInferRequest', () => {
     };
     const { body, headerLength } = requestBody(header, hex('ff'));
     assert.equal(headerLength, JSON.stringify(header).length + 2);
-    assert.deepEqual(parseBinaryInferRequest(body, headerLength).tensors.get('größe'), hex('ff'));
+    assert.deepEqual(parseBinaryInferBody(body, headerLength).tensors.get('größe'), hex('ff'));
   });
 
   test('a header length that is not a count of bytes within the body is refused', () => {
     const { body } = requestBody({ inputs: [] });
     for (const length of [-1, body.length + 1, NaN, 1.5, Infinity]) {
       assertRefused(
-        () => parseBinaryInferRequest(body, length),
+        () => parseBinaryInferBody(body, length),
         'bad_request',
         /Inference-Header-Content-Length must be an integer from 1 to the body's \d+ bytes/,
       );
     }
-    assertRefused(
-      () => parseBinaryInferRequest(body, 0),
-      'bad_request',
-      /raw binary request .* not supported/,
-    );
+    assertRefused(() => parseBinaryInferBody(body, 0), 'bad_request', /raw binary request .* not supported/);
   });
 
   test('a header that is not a UTF-8 JSON object is refused', () => {
     const broken = Buffer.from('{"inputs": [');
     assertRefused(
-      () => parseBinaryInferRequest(broken, broken.length),
+      () => parseBinaryInferBody(broken, broken.length),
       'invalid_json',
       /first 12 bytes .* JSON/,
     );
     const cut = requestBody({ inputs: [] });
     assertRefused(
-      () => parseBinaryInferRequest(cut.body, cut.headerLength - 1),
+      () => parseBinaryInferBody(cut.body, cut.headerLength - 1),
       'invalid_json',
       /not UTF-8 JSON/,
     );
     const latin1 = Buffer.from([0x7b, 0x22, 0xff, 0x22, 0x3a, 0x31, 0x7d]); // {"\xff":1}
-    assertRefused(() => parseBinaryInferRequest(latin1, latin1.length), 'invalid_json', /not UTF-8 JSON/);
+    assertRefused(() => parseBinaryInferBody(latin1, latin1.length), 'invalid_json', /not UTF-8 JSON/);
     for (const json of ['[]', '"text"', 'null', '3']) {
       assertRefused(
-        () => parseBinaryInferRequest(Buffer.from(json), json.length),
+        () => parseBinaryInferBody(Buffer.from(json), json.length),
         'bad_request',
         /must be a JSON object/,
       );
     }
     const notArray = requestBody({ inputs: {} });
     assertRefused(
-      () => parseBinaryInferRequest(notArray.body, notArray.headerLength),
+      () => parseBinaryInferBody(notArray.body, notArray.headerLength),
       'bad_request',
       /inputs must be an array/,
     );
     const notObject = requestBody({ inputs: [7] });
     assertRefused(
-      () => parseBinaryInferRequest(notObject.body, notObject.headerLength),
+      () => parseBinaryInferBody(notObject.body, notObject.headerLength),
       'bad_request',
       /inputs\[0\] must be an object/,
     );
@@ -337,7 +333,7 @@ describe('parseBinaryInferRequest', () => {
       };
       const { body, headerLength } = requestBody(header, Buffer.alloc(4));
       assertRefused(
-        () => parseBinaryInferRequest(body, headerLength),
+        () => parseBinaryInferBody(body, headerLength),
         'invalid_input',
         /^input "x": binary_data_size must be a non-negative integer/,
       );
@@ -353,19 +349,19 @@ describe('parseBinaryInferRequest', () => {
     };
     const short = requestBody(header, Buffer.alloc(10));
     assertRefused(
-      () => parseBinaryInferRequest(short.body, short.headerLength),
+      () => parseBinaryInferBody(short.body, short.headerLength),
       'invalid_input',
       /^input "b": binary_data_size is 8 bytes but only 6 remain in the body$/,
     );
     const long = requestBody(header, Buffer.alloc(13));
     assertRefused(
-      () => parseBinaryInferRequest(long.body, long.headerLength),
+      () => parseBinaryInferBody(long.body, long.headerLength),
       'bad_request',
       /^1 bytes after the inference header belong to no input \(the binary_data_size values sum to 12\)$/,
     );
     const none = requestBody({ inputs: [] }, Buffer.alloc(3));
     assertRefused(
-      () => parseBinaryInferRequest(none.body, none.headerLength),
+      () => parseBinaryInferBody(none.body, none.headerLength),
       'bad_request',
       /3 bytes .* no input/,
     );
@@ -377,7 +373,7 @@ describe('parseBinaryInferRequest', () => {
     };
     const { body, headerLength } = requestBody(header, Buffer.alloc(4));
     assertRefused(
-      () => parseBinaryInferRequest(body, headerLength),
+      () => parseBinaryInferBody(body, headerLength),
       'invalid_input',
       /^input "x": has both data and parameters.binary_data_size$/,
     );
@@ -386,7 +382,7 @@ describe('parseBinaryInferRequest', () => {
   test('a binary input given twice is refused', () => {
     const input = { name: 'x', shape: [1], datatype: 'INT8', parameters: { binary_data_size: 1 } };
     const { body, headerLength } = requestBody({ inputs: [input, input] }, Buffer.alloc(2));
-    assertRefused(() => parseBinaryInferRequest(body, headerLength), 'invalid_input', /"x": is given twice/);
+    assertRefused(() => parseBinaryInferBody(body, headerLength), 'invalid_input', /"x": is given twice/);
   });
 });
 
@@ -405,10 +401,10 @@ describe('parseInferenceHeaderLength', () => {
   });
 });
 
-describe('encodeBinaryInferResponse', () => {
+describe('encodeBinaryInferBody', () => {
   test("matches the extension document's example response", () => {
     const output0: Tensor = { datatype: 'FP32', shape: [3, 2], data: new Float32Array([1, 2, 3, 4, 5, 6]) };
-    const { body, headerLength } = encodeBinaryInferResponse(
+    const { body, headerLength } = encodeBinaryInferBody(
       { outputs: [{ name: 'output0', datatype: 'FP32', shape: [3, 2], data: [1, 2, 3, 4, 5, 6] }] },
       [{ name: 'output0', tensor: output0 }],
     );
@@ -430,7 +426,7 @@ describe('encodeBinaryInferResponse', () => {
       ],
     };
     const before = structuredClone(header);
-    const { body, headerLength } = encodeBinaryInferResponse(header, [
+    const { body, headerLength } = encodeBinaryInferBody(header, [
       { name: 'a', tensor: { datatype: 'BYTES', shape: [1], data: ['hi'] } },
       { name: 'b', tensor: { datatype: 'INT8', shape: [1], data: new Int8Array([-1]) } },
     ]);
@@ -446,7 +442,7 @@ describe('encodeBinaryInferResponse', () => {
   });
 
   test('the header length counts bytes of UTF-8', () => {
-    const { body, headerLength } = encodeBinaryInferResponse({ outputs: [{ name: 'größe' }] }, [
+    const { body, headerLength } = encodeBinaryInferBody({ outputs: [{ name: 'größe' }] }, [
       { name: 'größe', tensor: { datatype: 'UINT8', shape: [1], data: new Uint8Array([7]) } },
     ]);
     const json = JSON.stringify({
@@ -460,13 +456,13 @@ describe('encodeBinaryInferResponse', () => {
   test('a binary output missing from the header, or given twice, is an internal error', () => {
     const tensor: Tensor = { datatype: 'UINT8', shape: [1], data: new Uint8Array([7]) };
     assertRefused(
-      () => encodeBinaryInferResponse({ outputs: [{ name: 'y' }] }, [{ name: 'x', tensor }]),
+      () => encodeBinaryInferBody({ outputs: [{ name: 'y' }] }, [{ name: 'x', tensor }]),
       'internal',
-      /"x" is not among the response's outputs/,
+      /"x" is not among the body's outputs/,
     );
     assertRefused(
       () =>
-        encodeBinaryInferResponse({ outputs: [{ name: 'x' }] }, [
+        encodeBinaryInferBody({ outputs: [{ name: 'x' }] }, [
           { name: 'x', tensor },
           { name: 'x', tensor },
         ]),
@@ -654,7 +650,7 @@ describe('interop with tritonclient (Python)', () => {
       'ffffffffffffffff0100000000000000';
     const body = Buffer.concat([Buffer.from(json), hex(binary)]);
     assert.equal(Buffer.byteLength(json), 611);
-    const { header, tensors } = parseBinaryInferRequest(body, 611);
+    const { header, tensors } = parseBinaryInferBody(body, 611);
     const read = (name: string, datatype: Datatype, shape: number[]) =>
       tensorFromBinary(name, datatype, shape, tensors.get(name)!).data;
     assert.deepEqual(read('INPUT0', 'FP32', [2, 3]), new Float32Array([1.5, -2, 0, 3, 4, 5]));
@@ -690,7 +686,7 @@ describe('interop with tritonclient (Python)', () => {
       ],
     );
     const headerLength = parseInferenceHeaderLength(String(jsonSize))!;
-    const { header, tensors } = parseBinaryInferRequest(body, headerLength);
+    const { header, tensors } = parseBinaryInferBody(body, headerLength);
     assert.deepEqual([...tensors.keys()], ['INPUT0', 'TEXT_ü', 'MASK']);
     assert.deepEqual(
       tensorFromBinary('INPUT0', 'INT32', [1, 16], tensors.get('INPUT0')!).data,
@@ -715,7 +711,7 @@ describe('interop with tritonclient (Python)', () => {
       [{ name: 'x', shape: [1], datatype: 'FP64', rawData: hex('000000000000f83f') }],
       [],
     );
-    const { header, tensors } = parseBinaryInferRequest(body, jsonSize);
+    const { header, tensors } = parseBinaryInferBody(body, jsonSize);
     assert.equal(wantsBinaryOutput(header, 'anything'), true);
     assert.deepEqual(tensorFromBinary('x', 'FP64', [1], tensors.get('x')!).data, new Float64Array([1.5]));
   });
@@ -723,7 +719,7 @@ describe('interop with tritonclient (Python)', () => {
   test("a response we encode reads back through tritonclient's InferResult algorithm", () => {
     const scores: Tensor = { datatype: 'FP32', shape: [1, 2], data: new Float32Array([0.25, -1.5]) };
     const labels: Tensor = { datatype: 'BYTES', shape: [2], data: ['cat', 'süß'] };
-    const { body, headerLength } = encodeBinaryInferResponse(
+    const { body, headerLength } = encodeBinaryInferBody(
       {
         model_name: 'm',
         outputs: [

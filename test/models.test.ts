@@ -292,7 +292,7 @@ describe('model registry (PGlite)', () => {
     assert.equal((await uploadMultipart(tp, key, 'too-big', buildPaddedModel(16))).status, 201);
   });
 
-  test('a body that is neither application/octet-stream nor multipart is 415', async () => {
+  test('a body that is neither a file (octet-stream or multipart) nor a JSON deployment is 415; JSON without a runtime is 400', async () => {
     await assertNothingStored('wrong-type', undefined, async () => {
       const text = await tp.call('POST', '/v1/models/wrong-type/versions', {
         key,
@@ -301,7 +301,12 @@ describe('model registry (PGlite)', () => {
       });
       assertProblem(text, 415, 'unsupported_media_type');
       const json = await tp.call('POST', '/v1/models/wrong-type/versions', { key, json: { model: 'x' } });
-      assertProblem(json, 415, 'unsupported_media_type');
+      assertProblem(json, 400, 'bad_request');
+      assert.match(String((json.body as { detail?: unknown }).detail), /names its runtime, one of "http"/);
+      for (const runtime of ['onnx', 'command', 'file']) {
+        const named = await tp.call('POST', '/v1/models/wrong-type/versions', { key, json: { runtime } });
+        assertProblem(named, 400, 'bad_request');
+      }
       const other = await tp.call('POST', '/v1/models/wrong-type/versions', {
         key,
         body: new Uint8Array(buildIdentityModel(3)),

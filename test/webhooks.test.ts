@@ -5,9 +5,9 @@ import { createServer, type IncomingHttpHeaders, type IncomingMessage, type Serv
 import type { AddressInfo } from 'node:net';
 import { after, describe, test } from 'node:test';
 import { isModelgateError } from '../src/errors.ts';
+import { internalAddressKind } from '../src/network/targets.ts';
 import {
   checkWebhookUrl,
-  internalAddressKind,
   MAX_WEBHOOK_URL_LENGTH,
   postWebhook,
   type WebhookTargetPolicy,

@@ -8,6 +8,7 @@ import { z } from 'zod';
 import { parseS3Url } from '../artifacts/s3-url.ts';
 import { keyFromSecret } from '../auth/keys.ts';
 import { parseBatchInputUrl } from '../batch/source-url.ts';
+import { parseSubnet } from '../network/targets.ts';
 
 const MiB = 1024 * 1024;
 
@@ -177,6 +178,35 @@ export const configSchema = z
     webhookAllowPrivateNetworks: z
       .union([z.boolean(), z.enum(['true', 'false']).transform((value) => value === 'true')])
       .default(false),
+    /**
+     * Internal networks that models of the `http` runtime may have their upstream server in
+     * (MODELGATE_UPSTREAM_ALLOWED_NETWORKS, comma-separated subnets or addresses: `10.0.3.0/24,127.0.0.1`).
+     * Public addresses are always allowed; loopback, private, link-local (cloud metadata) and other internal
+     * ones only when listed, since a tenant's deploy key chooses the URL. Default: loopback
+     * (127.0.0.0/8, ::1) with embedded storage (one machine, `npm start`), none with a databaseUrl.
+     */
+    upstreamAllowedNetworks: z
+      .union([
+        z.array(z.string()),
+        z.string().transform((text) =>
+          text
+            .split(',')
+            .map((subnet) => subnet.trim())
+            .filter((subnet) => subnet !== ''),
+        ),
+      ])
+      .pipe(
+        z.array(
+          z.string().superRefine((subnet, context) => {
+            try {
+              parseSubnet(subnet);
+            } catch (error) {
+              context.addIssue({ code: 'custom', message: (error as Error).message });
+            }
+          }),
+        ),
+      )
+      .optional(),
     /** Deadline of one webhook delivery (MODELGATE_WEBHOOK_TIMEOUT_MS). Default 10 000. */
     webhookTimeoutMs: z.coerce.number().int().min(1).default(10_000),
     /** Delivery attempts per webhook, with backoff (MODELGATE_WEBHOOK_MAX_ATTEMPTS). Default 8. */
@@ -192,7 +222,9 @@ export const configSchema = z
   })
   .strict();
 
-export type Config = Readonly<z.infer<typeof configSchema> & { artifactsDir: string }>;
+export type Config = Readonly<
+  z.infer<typeof configSchema> & { artifactsDir: string; upstreamAllowedNetworks: readonly string[] }
+>;
 export type ConfigInput = z.input<typeof configSchema>;
 
 const toEnvName = (key: string) => `MODELGATE_${key.replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase()}`;
@@ -237,6 +269,9 @@ export function resolveConfig(
   const config = {
     ...result.data,
     artifactsDir: result.data.artifactsDir ?? join(result.data.dataDir, 'artifacts'),
+    upstreamAllowedNetworks:
+      result.data.upstreamAllowedNetworks ??
+      (result.data.databaseUrl === undefined ? ['127.0.0.0/8', '::1/128'] : []),
   };
   return Object.freeze(config);
 }

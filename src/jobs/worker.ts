@@ -74,6 +74,8 @@ const RETRYABLE: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
   'internal',
   'not_ready',
   'runtime_unavailable',
+  'upstream_timeout',
+  'upstream_failed',
 ]);
 /** Idempotency keys live at least this long, whatever the job retention. */
 const MIN_KEY_RETENTION_SECONDS = 24 * 3600;

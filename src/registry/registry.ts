@@ -2,7 +2,7 @@
 // is read from the model itself (an ONNX file, or a team's program started once to say it is ready). A
 // model the runtime cannot load is refused and nothing is kept.
 import { open } from 'node:fs/promises';
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import type { ArtifactStore } from '../artifacts/store.ts';
 import { detectArchiveFormat } from '../artifacts/unpack.ts';
 import { ModelgateError } from '../errors.ts';
@@ -35,9 +35,10 @@ export interface RegistryOptions {
   artifacts: ArtifactStore;
   /**
    * The runtime of what is uploaded: `program` for an archive (.tar.gz or .zip) of a team's program with its
-   * manifest, `file` for anything else (an ONNX file).
+   * manifest, `file` for anything else (an ONNX file); a JSON deployment names one of `definitions`
+   * (`http`: a server the team runs).
    */
-  runtimes: { file: Runtime; program: Runtime };
+  runtimes: { file: Runtime; program: Runtime; definitions: readonly Runtime[] };
   uploadLimitBytes: number;
   /** Called after a model changed in this process (to refresh caches before answering). */
   onModelChanged(tenantId: string, name: string): Promise<void>;
@@ -63,6 +64,9 @@ export function parseModelSettings(input: unknown): ModelSettings {
   return result.data;
 }
 
+const isPlainObject = (value: unknown): value is Record<string, unknown> =>
+  typeof value === 'object' && value !== null && !Array.isArray(value);
+
 /** Whether the file starts as a .tar.gz or a .zip does. */
 async function isArchive(path: string): Promise<boolean> {
   const file = await open(path, 'r');
@@ -77,16 +81,47 @@ async function isArchive(path: string): Promise<boolean> {
 export class Registry {
   constructor(private readonly options: RegistryOptions) {}
 
-  /** Stores a new version of `name` from `source`. */
-  async deploy(tenantId: string, name: string, source: Readable) {
+  /** Stores a new version of `name` from an uploaded file: an ONNX file, or an archive of a program. */
+  deploy(tenantId: string, name: string, source: Readable) {
+    const { file, program } = this.options.runtimes;
+    return this.store(tenantId, name, source, async (path) => ((await isArchive(path)) ? program : file));
+  }
+
+  /**
+   * Stores a new version of `name` from a JSON deployment naming its runtime (`{"runtime": "http", …}`);
+   * the definition is its artifact, content-addressed like a file.
+   */
+  deployDefinition(tenantId: string, name: string, definition: unknown) {
+    const named = isPlainObject(definition) ? definition.runtime : undefined;
+    const { definitions } = this.options.runtimes;
+    const runtime = definitions.find((candidate) => candidate.name === named);
+    if (!runtime) {
+      const names = definitions.map((candidate) => `"${candidate.name}"`).join(', ');
+      throw new ModelgateError(
+        'bad_request',
+        `a JSON deployment names its runtime, one of ${names}, as "runtime"; send an ONNX file or a ` +
+          "program's archive as application/octet-stream or multipart/form-data",
+        { details: { runtime: named ?? null } },
+      );
+    }
+    const source = Readable.from([Buffer.from(JSON.stringify(definition))]);
+    return this.store(tenantId, name, source, async () => runtime);
+  }
+
+  private async store(
+    tenantId: string,
+    name: string,
+    source: Readable,
+    runtimeOf: (path: string) => Promise<Runtime>,
+  ) {
     checkModelName(name);
-    const { db, artifacts, runtimes } = this.options;
+    const { db, artifacts } = this.options;
     const staged = await artifacts.stage(source, this.options.uploadLimitBytes);
     let runtime: Runtime;
     let inspected;
     try {
       if (staged.sizeBytes === 0) throw new ModelgateError('bad_request', 'the upload is empty');
-      runtime = (await isArchive(staged.path)) ? runtimes.program : runtimes.file;
+      runtime = await runtimeOf(staged.path);
       inspected = await runtime.inspect(staged.path);
       if (inspected.signature.inputs.length === 0) {
         throw new ModelgateError('invalid_model', 'the model has no inputs');

@@ -50,7 +50,7 @@ const HOST_IS_LITTLE_ENDIAN = endianness() === 'LE';
 // fatal: a BYTES element must be UTF-8 to become a string; ignoreBOM: a leading U+FEFF is data, not a mark.
 const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
-export interface BinaryInferRequest {
+export interface BinaryInferBody {
   /** The JSON header, parsed but otherwise unchecked (the route validates it as a JSON request). */
   header: Record<string, unknown>;
   /** The raw bytes of each input that carries `parameters.binary_data_size`, by input name (views of the body). */
@@ -93,13 +93,17 @@ export function parseInferenceHeaderLength(value: string | string[] | undefined)
 }
 
 /**
- * Splits a binary inference request body into its JSON header and the raw bytes of each binary input.
- * Checks the framing only: that `headerLength` lies within the body, that the header is a JSON object, that
+ * Splits a binary inference body into its JSON header and the raw bytes of each binary tensor of
+ * `header[part]`: a request's inputs, or (from an upstream server) a response's outputs. Checks the framing only: that `headerLength` lies within the body, that the header is a JSON object, that
  * every `binary_data_size` is a byte count, that no input has both `data` and `binary_data_size`, and that
  * the sizes account for every byte after the header. `headerLength` 0 (Triton's "raw binary request", the
  * body being the single input's bytes with no header) is refused: it needs the model's signature to read.
  */
-export function parseBinaryInferRequest(body: Buffer, headerLength: number): BinaryInferRequest {
+export function parseBinaryInferBody(
+  body: Buffer,
+  headerLength: number,
+  part: 'inputs' | 'outputs' = 'inputs',
+): BinaryInferBody {
   if (!Number.isSafeInteger(headerLength) || headerLength < 0 || headerLength > body.length) {
     throw badRequest(
       `Inference-Header-Content-Length must be an integer from 1 to the body's ${body.length} bytes, got ${headerLength}`,
@@ -122,16 +126,16 @@ export function parseBinaryInferRequest(body: Buffer, headerLength: number): Bin
     );
   }
   if (!isPlainObject(header)) throw badRequest('the inference header must be a JSON object');
-  const inputs = header.inputs ?? [];
-  if (!Array.isArray(inputs)) throw badRequest('the inference header: inputs must be an array');
+  const inputs = header[part] ?? [];
+  if (!Array.isArray(inputs)) throw badRequest(`the inference header: ${part} must be an array`);
 
   const tensors = new Map<string, Buffer>();
   let offset = headerLength;
   inputs.forEach((input: unknown, index) => {
-    if (!isPlainObject(input)) throw badRequest(`the inference header: inputs[${index}] must be an object`);
+    if (!isPlainObject(input)) throw badRequest(`the inference header: ${part}[${index}] must be an object`);
     const size = parametersOf(input)?.binary_data_size;
     if (size === undefined) return;
-    const name = typeof input.name === 'string' ? input.name : `inputs[${index}]`;
+    const name = typeof input.name === 'string' ? input.name : `${part}[${index}]`;
     if (typeof size !== 'number' || !Number.isSafeInteger(size) || size < 0) {
       throw invalid(name, `binary_data_size must be a non-negative integer, got ${JSON.stringify(size)}`);
     }
@@ -307,33 +311,35 @@ export function tensorToBinary(tensor: Tensor): Buffer {
   return bytes;
 }
 
-export interface BinaryOutput {
+export interface BinaryTensor {
   name: string;
   tensor: Tensor;
 }
 
-export interface BinaryInferResponse {
+export interface EncodedBinaryBody {
   body: Buffer;
   /** The value for `Inference-Header-Content-Length`: the JSON header's length in bytes. */
   headerLength: number;
 }
 
 /**
- * Encodes a response with some outputs as binary data. Each of `binaryOutputs` must name an entry of
- * `header.outputs`; that entry gets the tensor's datatype and shape and `parameters.binary_data_size`, and
- * loses `data`. The bytes follow the JSON in the order of `header.outputs` (which is how clients find them),
- * whatever the order of `binaryOutputs`. `header` itself is not modified.
+ * Encodes a body with some tensors as binary data: a response's outputs, or (towards an upstream server)
+ * a request's inputs. Each of `binaryTensors` must name an entry of `header[part]`; that entry gets the
+ * tensor's datatype and shape and `parameters.binary_data_size`, and loses `data`. The bytes follow the
+ * JSON in the order of `header[part]` (which is how readers find them), whatever the order of
+ * `binaryTensors`. `header` itself is not modified.
  */
-export function encodeBinaryInferResponse(
+export function encodeBinaryInferBody(
   header: Record<string, unknown>,
-  binaryOutputs: readonly BinaryOutput[],
-): BinaryInferResponse {
+  binaryTensors: readonly BinaryTensor[],
+  part: 'inputs' | 'outputs' = 'outputs',
+): EncodedBinaryBody {
   const byName = new Map<string, Tensor>();
-  for (const { name, tensor } of binaryOutputs) {
+  for (const { name, tensor } of binaryTensors) {
     if (byName.has(name)) throw new ModelgateError('internal', `binary output "${name}" is given twice`);
     byName.set(name, tensor);
   }
-  const outputs: unknown[] = Array.isArray(header.outputs) ? header.outputs : [];
+  const outputs: unknown[] = Array.isArray(header[part]) ? (header[part] as unknown[]) : [];
   const ordered: Tensor[] = [];
   let binaryLength = 0;
   const encodedOutputs = outputs.map((output) => {
@@ -354,9 +360,9 @@ export function encodeBinaryInferResponse(
   });
   const [missing] = byName.keys();
   if (missing !== undefined) {
-    throw new ModelgateError('internal', `binary output "${missing}" is not among the response's outputs`);
+    throw new ModelgateError('internal', `binary tensor "${missing}" is not among the body's ${part}`);
   }
-  const json = JSON.stringify({ ...header, outputs: encodedOutputs });
+  const json = JSON.stringify({ ...header, [part]: encodedOutputs });
   const headerLength = Buffer.byteLength(json, 'utf8');
   const body = Buffer.allocUnsafe(headerLength + binaryLength);
   body.write(json, 0, 'utf8');

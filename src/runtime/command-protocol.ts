@@ -2,9 +2,10 @@
 // program's stdin and stdout. Requests carry tensors as base64 of their little-endian bytes (BYTES as JSON
 // strings); answers may use either encoding. A line that is not a protocol message is the caller's to log.
 import { ModelgateError } from '../errors.ts';
-import { tensorFromBinary, tensorToBinary } from './binary-tensors.ts';
-import { DATATYPES, type Datatype, type ModelSignature, type TensorSpec } from './signature.ts';
-import { tensorFromJson, tensorToJson, type NamedTensors, type Tensor } from './tensor.ts';
+import { tensorToBinary } from './binary-tensors.ts';
+import { checkedOutputs, isObject, parseSignature } from './outputs.ts';
+import type { ModelSignature, TensorSpec } from './signature.ts';
+import { tensorToJson, type NamedTensors } from './tensor.ts';
 
 /** The longest line either side may write, the newline included. */
 export const MAX_LINE_BYTES = 64 * 1024 * 1024;
@@ -37,9 +38,6 @@ export function inferLine(id: string, inputs: NamedTensors): string {
   }
   return line;
 }
-
-const isObject = (value: unknown): value is Record<string, unknown> =>
-  typeof value === 'object' && value !== null && !Array.isArray(value);
 
 /** A line from the program as a protocol message, or undefined when it is not one (a stray print). */
 export function parseProgramLine(line: string): ProgramMessage | undefined {
@@ -76,61 +74,13 @@ export function parseProgramLine(line: string): ProgramMessage | undefined {
   return undefined;
 }
 
-function specOf(value: unknown, where: string): TensorSpec {
-  if (
-    !isObject(value) ||
-    typeof value.name !== 'string' ||
-    !DATATYPES.includes(value.datatype as Datatype) ||
-    !Array.isArray(value.shape) ||
-    !value.shape.every((dim) => Number.isInteger(dim) && (dim as number) >= -1)
-  ) {
-    throw new ModelgateError(
-      'invalid_model',
-      `the program's signature: ${where} is not {name, datatype, shape}`,
-    );
-  }
-  return { name: value.name, datatype: value.datatype as Datatype, shape: value.shape as number[] };
-}
-
 /** A signature as a program reports it, checked. */
-export function signatureOf(value: unknown): ModelSignature {
-  if (!isObject(value) || !Array.isArray(value.inputs) || !Array.isArray(value.outputs)) {
-    throw new ModelgateError('invalid_model', "the program's signature has no inputs and outputs lists");
-  }
-  return {
-    inputs: value.inputs.map((spec, i) => specOf(spec, `inputs[${i}]`)),
-    outputs: value.outputs.map((spec, i) => specOf(spec, `outputs[${i}]`)),
-  };
-}
+export const signatureOf = (value: unknown): ModelSignature =>
+  parseSignature(value, "the program's signature");
 
-/** A result's outputs as tensors: every output of the signature, in either encoding, each checked. */
-export function outputsOf(outputs: unknown, specs: readonly TensorSpec[]): NamedTensors {
-  const fail = (message: string) =>
-    new ModelgateError('inference_failed', `the program's answer is not valid: ${message}`);
-  if (!isObject(outputs)) throw fail('outputs is not an object');
-  const tensors: NamedTensors = {};
-  for (const spec of specs) {
-    const value = outputs[spec.name];
-    if (!isObject(value)) throw fail(`output "${spec.name}" is missing`);
-    const { datatype, shape, data } = value;
-    if (datatype !== spec.datatype)
-      throw fail(`output "${spec.name}" is ${String(datatype)}, not ${spec.datatype}`);
-    if (!Array.isArray(shape) || !shape.every((dim) => Number.isInteger(dim) && (dim as number) >= 0)) {
-      throw fail(`output "${spec.name}" has no valid shape`);
-    }
-    let tensor: Tensor;
-    try {
-      tensor =
-        isObject(data) && typeof data.b64 === 'string' && spec.datatype !== 'BYTES'
-          ? tensorFromBinary(spec.name, spec.datatype, shape as number[], Buffer.from(data.b64, 'base64'))
-          : tensorFromJson(spec.name, spec.datatype, shape as number[], data);
-    } catch (error) {
-      throw fail(error instanceof Error ? error.message : String(error));
-    }
-    tensors[spec.name] = tensor;
-  }
-  return tensors;
-}
+/** A result's outputs as tensors: every output of the signature, in either encoding, each checked (`rows` when batched). */
+export const outputsOf = (outputs: unknown, specs: readonly TensorSpec[], rows?: number): NamedTensors =>
+  checkedOutputs(outputs, specs, rows, { what: "the program's answer", code: 'inference_failed' });
 
 /**
  * Splits a byte stream into lines (without their newline, a `\r` before it dropped), holding at most

@@ -15,9 +15,9 @@ import { ModelgateError } from '../errors.ts';
 import { retryDelayMs } from '../jobs/backoff.ts';
 import { inferLine, LineSplitter, outputsOf, parseProgramLine, signatureOf } from './command-protocol.ts';
 import type { InspectedModel, ModelRunner, RunnableVersion, Runtime } from './runtime.ts';
-import type { ModelSignature } from './signature.ts';
+import { hasFreeBatchDimension, type ModelSignature } from './signature.ts';
 import { leastQueued, Supervisor, type ChildEvents } from './supervisor.ts';
-import type { NamedTensors } from './tensor.ts';
+import { batchRows, type NamedTensors } from './tensor.ts';
 
 export interface CommandSpec {
   /** The program and its arguments, e.g. ["python3", "predict.py"]. */
@@ -311,7 +311,9 @@ export class CommandRunner implements ModelRunner {
     await this.load();
     const answer = await leastQueued(this.copies!).request(inputs);
     if ('error' in answer) throw answer.error;
-    return outputsOf(answer.outputs, this.signature!.outputs);
+    const signature = this.signature!;
+    const rows = hasFreeBatchDimension(signature) ? batchRows(Object.values(inputs)[0]!) : undefined;
+    return outputsOf(answer.outputs, signature.outputs, rows);
   }
 
   async close(): Promise<void> {

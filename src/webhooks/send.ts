@@ -1,11 +1,10 @@
 // Webhook delivery attempts: one POST that never follows a redirect and, unless the operator allows it,
 // refuses any target that is or resolves to a loopback, private, link-local or other internal address (SSRF).
-import { lookup as lookupHost } from 'node:dns';
 import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
-import { BlockList, isIP, type LookupFunction } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { ModelgateError } from '../errors.ts';
+import { ipLiteralOf, RefusedTargetError, TargetPolicy } from '../network/targets.ts';
 
 export const MAX_WEBHOOK_URL_LENGTH = 2048;
 /** Bytes of an answer's body read before the connection is dropped; receivers have nothing to tell us there. */
@@ -39,70 +38,12 @@ export interface PostWebhookOptions {
 
 type Outcome = Omit<WebhookAttemptResult, 'durationMs'>;
 
-/**
- * What webhooks may not reach, named as a refusal names it; the first kind that matches wins. BlockList
- * matches IPv4-mapped IPv6 addresses (::ffff:127.0.0.1) against the IPv4 subnets.
- */
-const INTERNAL_SUBNETS: ReadonlyArray<[kind: string, network: string, prefix: number]> = [
-  ['loopback', '127.0.0.0', 8],
-  ['loopback', '::1', 128],
-  ['unspecified', '0.0.0.0', 8],
-  ['unspecified', '::', 128],
-  ['private', '10.0.0.0', 8],
-  ['private', '172.16.0.0', 12],
-  ['private', '192.168.0.0', 16],
-  ['private', 'fc00::', 7],
-  // Includes 169.254.169.254, the cloud metadata service.
-  ['link-local', '169.254.0.0', 16],
-  ['link-local', 'fe80::', 10],
-  ['carrier-grade NAT', '100.64.0.0', 10],
-  ['multicast', '224.0.0.0', 4],
-  ['multicast', 'ff00::', 8],
-  ['broadcast', '255.255.255.255', 32],
-  ['reserved', '240.0.0.0', 4],
-  // The deprecated IPv4-compatible addresses (::127.0.0.1), which BlockList does not map to IPv4.
-  ['reserved', '::', 96],
-];
-
-const INTERNAL_BLOCK_LISTS = new Map<string, BlockList>();
-for (const [kind, network, prefix] of INTERNAL_SUBNETS) {
-  const list = INTERNAL_BLOCK_LISTS.get(kind) ?? new BlockList();
-  list.addSubnet(network, prefix, isIP(network) === 6 ? 'ipv6' : 'ipv4');
-  INTERNAL_BLOCK_LISTS.set(kind, list);
-}
-
-/** The kind of internal address an IP address is (`loopback`, `private`…), or undefined for a public one. */
-export function internalAddressKind(address: string): string | undefined {
-  const family = isIP(address) === 6 ? 'ipv6' : 'ipv4';
-  for (const [kind, list] of INTERNAL_BLOCK_LISTS) if (list.check(address, family)) return kind;
-  return undefined;
-}
-
-/** Thrown by the lookup so that the attempt's error is the refusal itself. */
-class RefusedTargetError extends Error {}
-
-function refusal(host: string, address: string, kind: string): string {
-  const target = host === address ? address : `${host} resolves to ${address}`;
-  return `refused: ${target} (${kind}), which webhooks may not reach`;
-}
-
-/**
- * dns.lookup that fails if ANY address of the name is internal. It runs when the socket connects, so the
- * addresses checked are the ones used: a name cannot pass a check and then rebind to 127.0.0.1.
- */
-const lookupPublicHost: LookupFunction = (hostname, options, callback) => {
-  lookupHost(hostname, { ...options, all: true }, (error, addresses) => {
-    if (error) return callback(error, '');
-    for (const { address } of addresses) {
-      const kind = internalAddressKind(address);
-      if (kind) return callback(new RefusedTargetError(refusal(hostname, address, kind)), '');
-    }
-    if (options.all) return callback(null, addresses);
-    const [first] = addresses;
-    if (!first) return callback(new Error(`${hostname} has no addresses`), '');
-    callback(null, first.address, first.family);
-  });
+const POLICIES = {
+  private: new TargetPolicy('webhooks', 'all'),
+  public: new TargetPolicy('webhooks', []),
 };
+const targetPolicy = ({ allowPrivateNetworks }: WebhookTargetPolicy) =>
+  allowPrivateNetworks ? POLICIES.private : POLICIES.public;
 
 function invalidUrl(message: string, cause?: unknown): ModelgateError {
   return new ModelgateError('bad_request', message, { cause });
@@ -128,12 +69,6 @@ function parseWebhookUrl(url: string): URL {
   return parsed;
 }
 
-/** The host of a URL as an address when it is an IP literal (brackets of IPv6 removed), else undefined. */
-function ipLiteralOf(target: URL): string | undefined {
-  const host = target.hostname.replace(/^\[(.*)\]$/, '$1');
-  return isIP(host) ? host : undefined;
-}
-
 /**
  * Checks a webhook URL when a job is submitted. What can be known then is refused then: a malformed URL,
  * and, unless the policy allows private networks, an IP literal in an internal range or a `localhost` name
@@ -141,14 +76,7 @@ function ipLiteralOf(target: URL): string | undefined {
  */
 export function checkWebhookUrl(url: string, policy: WebhookTargetPolicy): URL {
   const target = parseWebhookUrl(url);
-  if (policy.allowPrivateNetworks) return target;
-  const literal = ipLiteralOf(target);
-  const kind =
-    literal !== undefined
-      ? internalAddressKind(literal)
-      : /(^|\.)localhost\.?$/i.test(target.hostname)
-        ? 'loopback'
-        : undefined;
+  const kind = targetPolicy(policy).refusedHostKind(target);
   if (kind) {
     throw new ModelgateError(
       'bad_request',
@@ -182,7 +110,7 @@ function send(target: URL, body: string, headers: Record<string, string>, option
       headers: { ...headers, 'content-length': String(Buffer.byteLength(body)) },
       // A fresh connection per attempt: each one resolves and checks its target again.
       agent: false,
-      ...(options.policy.allowPrivateNetworks ? {} : { lookup: lookupPublicHost }),
+      lookup: targetPolicy(options.policy).lookup,
     });
     let status: number | undefined;
     let settled = false;
@@ -248,8 +176,9 @@ async function attempt(
     return { ok: false, error: `invalid webhook URL: ${(error as Error).message}` };
   }
   // An IP literal never goes through the lookup, so it is checked here.
-  const literal = options.policy.allowPrivateNetworks ? undefined : ipLiteralOf(target);
-  const kind = literal === undefined ? undefined : internalAddressKind(literal);
-  if (literal !== undefined && kind) return { ok: false, error: refusal(literal, literal, kind) };
+  const policy = targetPolicy(options.policy);
+  const literal = ipLiteralOf(target);
+  const kind = literal === undefined ? undefined : policy.refusedKind(literal);
+  if (literal !== undefined && kind) return { ok: false, error: policy.refusal(literal, literal, kind) };
   return send(target, body, headers, options);
 }

@@ -58,6 +58,12 @@ async function* formFileBytes(file: Readable): AsyncGenerator<Buffer> {
   }
 }
 
+/** A deployment given as JSON (`{"runtime": "http", …}`) rather than as a file. */
+function isJsonBody(request: FastifyRequest): boolean {
+  const type = request.headers['content-type'];
+  return typeof type === 'string' && /^application\/(?:[\w.+-]+\+)?json\s*(?:;|$)/i.test(type);
+}
+
 /** The uploaded file as a stream: the raw body, or the first file part of a multipart form. */
 async function uploadedFile(request: FastifyRequest): Promise<Readable> {
   if (request.isMultipart()) {
@@ -72,7 +78,7 @@ async function uploadedFile(request: FastifyRequest): Promise<Readable> {
   if (!(request.body instanceof Readable)) {
     throw new ModelgateError(
       'unsupported_media_type',
-      'send the model file as application/octet-stream or as multipart/form-data',
+      'send the model file as application/octet-stream or as multipart/form-data, or a deployment as JSON',
     );
   }
   return request.body;
@@ -86,7 +92,9 @@ export function registerModelRoutes(app: FastifyInstance, { registry }: HttpDeps
       const { tenantId } = principalOf(request);
       let version: ModelVersionRecord;
       try {
-        ({ version } = await registry.deploy(tenantId, request.params.name, await uploadedFile(request)));
+        ({ version } = isJsonBody(request)
+          ? await registry.deployDefinition(tenantId, request.params.name, request.body)
+          : await registry.deploy(tenantId, request.params.name, await uploadedFile(request)));
       } catch (error) {
         // A refusal before the whole body arrived (too large, bad name) leaves the client sending: close the
         // connection after the answer, as Fastify does at its body limit, rather than keep it busy (and

@@ -6,9 +6,9 @@ import { z } from 'zod';
 import { ModelgateError } from '../../errors.ts';
 import {
   BINARY_CONTENT_TYPE,
-  encodeBinaryInferResponse,
+  encodeBinaryInferBody,
   INFERENCE_HEADER_CONTENT_LENGTH,
-  parseBinaryInferRequest,
+  parseBinaryInferBody,
   parseInferenceHeaderLength,
   tensorFromBinary,
   wantsBinaryOutput,
@@ -59,7 +59,7 @@ function readInferBody(request: FastifyRequest): { json: unknown; binary: Map<st
         `a body with ${INFERENCE_HEADER_CONTENT_LENGTH} is sent as ${BINARY_CONTENT_TYPE} or without a content type`,
       );
     }
-    const { header, tensors } = parseBinaryInferRequest(body, headerLength);
+    const { header, tensors } = parseBinaryInferBody(body, headerLength);
     return { json: header, binary: tensors };
   }
   if (typeof body !== 'string' && !Buffer.isBuffer(body)) return { json: body, binary: new Map() };
@@ -79,7 +79,12 @@ function readInferBody(request: FastifyRequest): { json: unknown; binary: Map<st
 }
 
 export function registerV2Routes(app: FastifyInstance, { predictor, isReady }: HttpDeps): void {
-  app.get('/v2', async () => ({ name: 'modelgate', version: SERVER_VERSION, extensions: [] }));
+  // The extensions it speaks: Triton's binary tensor data (see binary-tensors.ts).
+  app.get('/v2', async () => ({
+    name: 'modelgate',
+    version: SERVER_VERSION,
+    extensions: ['binary_tensor_data'],
+  }));
   app.get('/v2/health/live', async () => ({ live: true }));
   app.get('/v2/health/ready', async (_request, reply) =>
     reply.status(isReady() ? 200 : 503).send({ ready: isReady() }),
@@ -162,7 +167,7 @@ export function registerV2Routes(app: FastifyInstance, { predictor, isReady }: H
       })),
     };
     if (binaryOutputs.length === 0) return answer;
-    const encoded = encodeBinaryInferResponse(answer, binaryOutputs);
+    const encoded = encodeBinaryInferBody(answer, binaryOutputs);
     return reply
       .header(INFERENCE_HEADER_CONTENT_LENGTH, String(encoded.headerLength))
       .type(BINARY_CONTENT_TYPE)
