@@ -6,7 +6,8 @@ export type Metrics = ReturnType<typeof createMetrics>;
 export function createMetrics() {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'modelgate_process_' });
-  const modelLabels = ['model', 'version'] as const;
+  // `runtime`: what runs the version (onnx, command, http), so one dashboard can compare them.
+  const modelLabels = ['model', 'version', 'runtime'] as const;
   return {
     registry,
     httpRequests: new Counter({
@@ -24,27 +25,27 @@ export function createMetrics() {
     }),
     inferenceRequests: new Counter({
       name: 'modelgate_inference_requests_total',
-      help: 'Inference requests by model, version and outcome (ok or an error code).',
+      help: 'Inference requests by model, version, runtime and outcome (ok or an error code).',
       labelNames: [...modelLabels, 'outcome'] as const,
       registers: [registry],
     }),
     inferenceRequestDuration: new Histogram({
       name: 'modelgate_inference_request_duration_seconds',
-      help: 'Time an inference request spent queued, batched and run, by model and version.',
+      help: 'Time an inference request spent queued, batched and run, by model, version and runtime.',
       labelNames: modelLabels,
       buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
       registers: [registry],
     }),
     inferenceDuration: new Histogram({
       name: 'modelgate_inference_duration_seconds',
-      help: 'Time the runtime took to run one batch, by model and version.',
+      help: 'Time the runtime took to run one batch, by model, version and runtime.',
       labelNames: modelLabels,
       buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5],
       registers: [registry],
     }),
     batchSize: new Histogram({
       name: 'modelgate_batch_size',
-      help: 'Requests merged into one runtime call, by model and version.',
+      help: 'Requests merged into one runtime call, by model, version and runtime.',
       labelNames: modelLabels,
       buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256],
       registers: [registry],
@@ -69,7 +70,7 @@ export function createMetrics() {
     }),
     queueDepth: new Gauge({
       name: 'modelgate_queue_depth',
-      help: 'Requests waiting for a batch slot, by model and version.',
+      help: 'Requests waiting for a batch slot, by model, version and runtime.',
       labelNames: modelLabels,
       registers: [registry],
     }),

@@ -14,7 +14,7 @@ import { unpackArchive, type UnpackLimits } from '../artifacts/unpack.ts';
 import { ModelgateError } from '../errors.ts';
 import { retryDelayMs } from '../jobs/backoff.ts';
 import { inferLine, LineSplitter, outputsOf, parseProgramLine, signatureOf } from './command-protocol.ts';
-import type { InspectedModel, ModelRunner, RunnableVersion, Runtime } from './runtime.ts';
+import type { InspectedModel, ModelRunner, RunnableVersion, Runtime, RunnerHealth } from './runtime.ts';
 import { hasFreeBatchDimension, type ModelSignature } from './signature.ts';
 import { leastQueued, Supervisor, type ChildEvents } from './supervisor.ts';
 import { batchRows, type NamedTensors } from './tensor.ts';
@@ -218,6 +218,10 @@ class ProgramCopy {
     );
   }
 
+  get pid(): number | undefined {
+    return this.child.pid;
+  }
+
   /** Closes its stdin, the protocol's way to ask it to end; SIGTERM if it does not. */
   end(): void {
     if (this.asked) return;
@@ -239,6 +243,8 @@ export class CommandRunner implements ModelRunner {
   ready = false;
   readonly concurrency: number;
   private copies: Supervisor<NamedTensors, Answer>[] | undefined;
+  /** What each copy is doing, for health(). */
+  private statuses: CopyStatus[] = [];
   private loading: Promise<void> | undefined;
   private signature: ModelSignature | undefined;
 
@@ -270,9 +276,12 @@ export class CommandRunner implements ModelRunner {
   private async start(): Promise<void> {
     const cwd = await this.workingDir();
     const firstStarts: Promise<ModelSignature | undefined>[] = [];
+    this.statuses = [];
     this.copies = Array.from({ length: this.spec.processes }, (_, index) => {
       let failuresInARow = 0;
       let first = true;
+      const status: CopyStatus = { pid: null, state: 'starting', restarts: 0 };
+      this.statuses.push(status);
       return new Supervisor<NamedTensors, Answer>((events) => {
         const delayMs = first ? 0 : retryDelayMs(RESTART_BASE_MS, ++failuresInARow, RESTART_MAX_MS);
         const copy = new DelayedCopy(
@@ -281,9 +290,13 @@ export class CommandRunner implements ModelRunner {
           () => new ProgramCopy(this.spec, cwd, events, this.logger.child({ copy: index })),
         );
         if (first) firstStarts.push(copy.started);
+        else Object.assign(status, { pid: null, state: 'restarting', restarts: status.restarts + 1 });
         first = false;
         void copy.started.then(
-          () => (failuresInARow = 0),
+          () => {
+            failuresInARow = 0;
+            Object.assign(status, { pid: copy.pid ?? null, state: 'ready' });
+          },
           () => undefined,
         );
         return copy;
@@ -307,6 +320,13 @@ export class CommandRunner implements ModelRunner {
     this.ready = true;
   }
 
+  health(): RunnerHealth {
+    const processes = this.statuses.map((status) => ({ ...status }));
+    if (!this.copies) return { state: this.loading ? 'loading' : 'not_loaded', processes };
+    const serving = this.ready && processes.some((process) => process.state === 'ready');
+    return { state: this.ready ? (serving ? 'ready' : 'unavailable') : 'loading', processes };
+  }
+
   async infer(inputs: NamedTensors): Promise<NamedTensors> {
     await this.load();
     const answer = await leastQueued(this.copies!).request(inputs);
@@ -320,9 +340,18 @@ export class CommandRunner implements ModelRunner {
     this.ready = false;
     const copies = this.copies ?? [];
     this.copies = undefined;
+    this.statuses = [];
     this.loading = undefined;
     await Promise.all(copies.map((copy) => copy.close(2 * EXIT_GRACE_MS)));
   }
+}
+
+/** One copy of a version's program as health() shows it. */
+interface CopyStatus {
+  pid: number | null;
+  state: 'starting' | 'ready' | 'restarting';
+  /** Times it was started again after it exited or hung. */
+  restarts: number;
 }
 
 /**
@@ -349,6 +378,10 @@ class DelayedCopy {
       }, delayMs);
     });
     this.started.catch(() => undefined);
+  }
+
+  get pid(): number | undefined {
+    return this.copy?.pid;
   }
 
   send(id: number, inputs: NamedTensors): void {

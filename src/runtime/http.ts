@@ -20,7 +20,7 @@ import {
   parseInferenceHeaderLength,
 } from './binary-tensors.ts';
 import { checkedOutputs, isObject, parseSignature, type AnswerSource } from './outputs.ts';
-import type { InspectedModel, ModelRunner, RunnableVersion, Runtime } from './runtime.ts';
+import type { InspectedModel, ModelRunner, RunnableVersion, Runtime, RunnerHealth } from './runtime.ts';
 import { hasFreeBatchDimension, type ModelSignature, type TensorSpec } from './signature.ts';
 import { batchRows, inferShape, nestByShape, tensorToJson, type NamedTensors } from './tensor.ts';
 
@@ -399,14 +399,6 @@ function v1Protocol(settings: HttpSettings, url: URL, health: URL | undefined): 
   };
 }
 
-/** How a runner's upstream looks now, for GET /v1/models/{name}. */
-export interface UpstreamHealth {
-  state: 'ready' | 'unavailable' | 'not_loaded';
-  url: string;
-  checked_at: string | null;
-  error: string | null;
-}
-
 class HttpRunner implements ModelRunner {
   ready = false;
   readonly concurrency: number;
@@ -435,10 +427,10 @@ class HttpRunner implements ModelRunner {
       settings.protocol === 'v2' ? v2Protocol(settings, url) : v1Protocol(settings, url, health);
   }
 
-  health(): UpstreamHealth {
+  health(): RunnerHealth {
     return {
       state: this.ready ? 'ready' : this.checkedAt ? 'unavailable' : 'not_loaded',
-      url: this.settings.url,
+      upstream: this.settings.url,
       checked_at: this.checkedAt?.toISOString() ?? null,
       error: this.lastError ?? null,
     };

@@ -5,7 +5,7 @@ import { Worker } from 'node:worker_threads';
 import { ModelgateError } from '../errors.ts';
 import type { OnnxThreadOptions, OnnxThreadRequest, OnnxThreadResponse } from './onnx-protocol.ts';
 import { transferListOf } from './onnx-protocol.ts';
-import type { InspectedModel, ModelRunner, RunnableVersion, Runtime } from './runtime.ts';
+import type { InspectedModel, ModelRunner, RunnableVersion, Runtime, RunnerHealth } from './runtime.ts';
 import { leastQueued, Supervisor } from './supervisor.ts';
 import type { ModelSignature } from './signature.ts';
 import type { NamedTensors } from './tensor.ts';
@@ -142,6 +142,10 @@ class OnnxRunner implements ModelRunner {
       this.path.catch(() => (this.path = undefined));
     }
     return this.path;
+  }
+
+  health(): RunnerHealth {
+    return { state: this.ready ? 'ready' : 'not_loaded' };
   }
 
   async load(): Promise<void> {

@@ -43,12 +43,24 @@ export interface ModelRunner {
   readonly concurrency: number;
   /** Loaded, and able to answer without loading first (the v2 ready endpoints). */
   readonly ready: boolean;
+  /** What it looks like now in this process (GET /v1/models/{name}): its processes, or its upstream. */
+  health(): RunnerHealth;
   /** Loads ahead of the first request (warm-up). */
   load(): Promise<void>;
   /** Runs one batch: every input of the signature in, every output out. */
   infer(inputs: NamedTensors): Promise<NamedTensors>;
   /** Releases what the version holds (its version was deleted, or it was idle longest). */
   close(): Promise<void>;
+}
+
+/**
+ * A runner's state as this process sees it: `ready` to answer, `loading`, `unavailable` (what serves it
+ * is down: a program restarting, an upstream failing its health check) or `not_loaded` here; with what
+ * the runtime can tell of it (its processes, its upstream).
+ */
+export interface RunnerHealth {
+  state: 'ready' | 'loading' | 'unavailable' | 'not_loaded';
+  [detail: string]: unknown;
 }
 
 /** The runtimes of a process, by name. */

@@ -5,7 +5,7 @@ import type { ArtifactStore } from '../artifacts/store.ts';
 import { isModelgateError } from '../errors.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import { resolveSettings, type ServingDefaults } from '../registry/settings.ts';
-import type { ModelRunner, Runtimes } from '../runtime/runtime.ts';
+import type { ModelRunner, RunnerHealth, Runtimes } from '../runtime/runtime.ts';
 import { hasFreeBatchDimension } from '../runtime/signature.ts';
 import type { NamedTensors } from '../runtime/tensor.ts';
 import { validateInputs } from '../runtime/tensor.ts';
@@ -66,6 +66,11 @@ export class Predictor {
     return this.runners.get(versionKey(version))?.ready ?? false;
   }
 
+  /** The version's runner as this process sees it; `not_loaded` when it has none. */
+  healthOf(version: ModelVersionRecord): RunnerHealth {
+    return this.runners.get(versionKey(version))?.health() ?? { state: 'not_loaded' };
+  }
+
   /** The Open Inference Protocol `platform` of the version. */
   platformOf(version: ModelVersionRecord): string {
     return this.options.runtimes.get(version.runtime).platform;
@@ -113,7 +118,8 @@ export class Predictor {
       return { ...resolved, outputs } satisfies Prediction;
     } catch (error) {
       const outcome = isModelgateError(error) ? error.code : 'internal';
-      const labels = { model: name, version: String(resolved.version.version) };
+      const { version } = resolved;
+      const labels = { model: name, version: String(version.version), runtime: version.runtime };
       this.options.metrics.inferenceRequests.inc({ ...labels, outcome });
       throw error;
     } finally {
@@ -160,7 +166,7 @@ export class Predictor {
       runner.concurrency,
     );
     const { metrics } = this.options;
-    const labels = { model: model.name, version: String(version.version) };
+    const labels = { model: model.name, version: String(version.version), runtime: version.runtime };
     const batchSize = metrics.batchSize.labels(labels);
     const inferenceDuration = metrics.inferenceDuration.labels(labels);
     const queueDepth = metrics.queueDepth.labels(labels);

@@ -3,6 +3,7 @@ import { Readable } from 'node:stream';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { ModelgateError, isModelgateError } from '../../errors.ts';
 import { parseModelSettings, type ModelWithVersions } from '../../registry/registry.ts';
+import type { RunnerHealth } from '../../runtime/runtime.ts';
 import type { ModelVersionRecord } from '../../store/models.ts';
 import { principalOf, type HttpDeps } from '../context.ts';
 import { parseVersion } from '../validation.ts';
@@ -10,11 +11,15 @@ import { parseVersion } from '../validation.ts';
 type NameParams = { Params: { name: string } };
 type VersionParams = { Params: { name: string; version: string } };
 
-export function serializeVersion(version: ModelVersionRecord) {
+/** How this process's runner of a version is doing: its processes, or its upstream. */
+type HealthOf = (version: ModelVersionRecord) => RunnerHealth;
+
+export function serializeVersion(version: ModelVersionRecord, healthOf: HealthOf) {
   return {
     version: version.version,
     status: version.status,
     runtime: version.runtime,
+    runtime_status: healthOf(version),
     sha256: version.artifactSha256,
     size_bytes: version.sizeBytes,
     created_at: version.createdAt,
@@ -23,7 +28,7 @@ export function serializeVersion(version: ModelVersionRecord) {
   };
 }
 
-export function serializeModel({ model, versions }: ModelWithVersions) {
+export function serializeModel({ model, versions }: ModelWithVersions, healthOf: HealthOf) {
   const latest = versions.at(-1);
   return {
     name: model.name,
@@ -32,7 +37,7 @@ export function serializeModel({ model, versions }: ModelWithVersions) {
     latest_version: latest?.version ?? null,
     inputs: latest?.signature.inputs ?? [],
     outputs: latest?.signature.outputs ?? [],
-    versions: versions.map(serializeVersion),
+    versions: versions.map((version) => serializeVersion(version, healthOf)),
   };
 }
 
@@ -84,7 +89,8 @@ async function uploadedFile(request: FastifyRequest): Promise<Readable> {
   return request.body;
 }
 
-export function registerModelRoutes(app: FastifyInstance, { registry }: HttpDeps): void {
+export function registerModelRoutes(app: FastifyInstance, { registry, predictor }: HttpDeps): void {
+  const healthOf: HealthOf = (version) => predictor.healthOf(version);
   app.post<NameParams>(
     '/v1/models/:name/versions',
     { config: { scope: 'deploy' } },
@@ -109,22 +115,25 @@ export function registerModelRoutes(app: FastifyInstance, { registry }: HttpDeps
           'location',
           `/v1/models/${encodeURIComponent(request.params.name)}/versions/${version.version}`,
         )
-        .send({ ...serializeModel(deployed), deployed_version: version.version });
+        .send({ ...serializeModel(deployed, healthOf), deployed_version: version.version });
     },
   );
 
   app.get('/v1/models', { config: { scope: 'read' } }, async (request) => ({
-    models: (await registry.list(principalOf(request).tenantId)).map(serializeModel),
+    models: (await registry.list(principalOf(request).tenantId)).map((entry) =>
+      serializeModel(entry, healthOf),
+    ),
   }));
 
   app.get<NameParams>('/v1/models/:name', { config: { scope: 'read' } }, async (request) =>
-    serializeModel(await registry.get(principalOf(request).tenantId, request.params.name)),
+    serializeModel(await registry.get(principalOf(request).tenantId, request.params.name), healthOf),
   );
 
   app.patch<NameParams>('/v1/models/:name', { config: { scope: 'deploy' } }, async (request) => {
     const settings = parseModelSettings((request.body as { settings?: unknown } | undefined)?.settings);
     return serializeModel(
       await registry.updateSettings(principalOf(request).tenantId, request.params.name, settings),
+      healthOf,
     );
   });
 
@@ -146,7 +155,7 @@ export function registerModelRoutes(app: FastifyInstance, { registry }: HttpDeps
           details: { model: name, version: number },
         });
       }
-      return serializeVersion(found);
+      return serializeVersion(found, healthOf);
     },
   );
 
