@@ -53,6 +53,17 @@ export function detectArchiveFormat(firstBytes: Buffer): ArchiveFormat | undefin
   return undefined;
 }
 
+/** Whether the file starts as a .tar.gz or a .zip does. */
+export async function isArchiveFile(path: string): Promise<boolean> {
+  const file = await open(path, 'r');
+  try {
+    const { buffer, bytesRead } = await file.read(Buffer.alloc(4), 0, 4, 0);
+    return detectArchiveFormat(buffer.subarray(0, bytesRead)) !== undefined;
+  } finally {
+    await file.close();
+  }
+}
+
 /**
  * Unpacks `archivePath` into `targetDir` (its parent is created if missing): into a fresh temporary folder
  * next to it (`.<name>.unpacking-*`), renamed into place when complete, so `targetDir` is never half there.

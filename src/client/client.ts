@@ -48,8 +48,49 @@ export interface ModelInfo {
   latest_version: number | null;
   inputs: TensorSpecInfo[];
   outputs: TensorSpecInfo[];
-  versions: { version: number; status: string; sha256: string; size_bytes: number; created_at: string }[];
+  versions: {
+    version: number;
+    status: string;
+    /** How the version runs: `onnx`, `command` (a team's program), `http` (a model server modelgate calls). */
+    runtime: string;
+    sha256: string;
+    size_bytes: number;
+    created_at: string;
+  }[];
 }
+
+/**
+ * A version that is a model server the team already runs, which modelgate calls: nothing is uploaded, the
+ * server is described. Fields left out take the server's defaults; the server checks the whole definition.
+ */
+export interface HttpModelDefinition {
+  runtime: 'http';
+  /** What the server speaks: the Open Inference Protocol v2, or KServe v1's JSON (`{"instances": rows}`). */
+  protocol: 'v2' | 'v1';
+  /** v2: the server's base URL (…/v2/models/{model}/infer is called); v1: the URL predictions are POSTed to. */
+  url: string;
+  /** v2 (required): the model's name on the server. */
+  model?: string;
+  /** v2: the model's version on the server; its newest when absent. */
+  modelVersion?: string;
+  /** The tensors it takes and returns: required for v1; a v2 server's metadata gives it (and must agree). */
+  signature?: { inputs: TensorSpecInfo[]; outputs: TensorSpecInfo[] };
+  /** v1: a URL on the same server that answers 2xx while it is healthy (v2 uses its ready route). */
+  healthUrl?: string;
+  /** Sent with every call, e.g. the server's own Authorization. */
+  headers?: Record<string, string>;
+  /** Requests in flight to the server at once. Default 4. */
+  concurrency?: number;
+  /** Deadline of one call. Default 30 000. */
+  timeoutMs?: number;
+  /** How often the server's health is checked while the version is loaded. Default 5000. */
+  healthIntervalMs?: number;
+  /** v2: binary tensors; default: when the server lists the extension. */
+  binaryTensors?: boolean;
+}
+
+/** A version described rather than uploaded (POST /v1/models/{name}/versions as JSON). */
+export type ModelDefinition = HttpModelDefinition;
 
 export interface TenantInfo {
   id: string;
@@ -254,6 +295,15 @@ export class ModelgateClient {
       'POST',
       `/v1/models/${encodeURIComponent(name)}/versions`,
       { body: model as BodyInit, contentType: 'application/octet-stream' },
+    );
+  }
+
+  /** Deploys a version described by `definition` (a running model server) rather than uploaded. */
+  deployDefinition(name: string, definition: ModelDefinition) {
+    return this.request<ModelInfo & { deployed_version: number }>(
+      'POST',
+      `/v1/models/${encodeURIComponent(name)}/versions`,
+      { json: definition },
     );
   }
 

@@ -1,10 +1,9 @@
 // The model registry: uploads become content-addressed artifacts and numbered versions whose signature
 // is read from the model itself (an ONNX file, or a team's program started once to say it is ready). A
 // model the runtime cannot load is refused and nothing is kept.
-import { open } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import type { ArtifactStore } from '../artifacts/store.ts';
-import { detectArchiveFormat } from '../artifacts/unpack.ts';
+import { isArchiveFile } from '../artifacts/unpack.ts';
 import { ModelgateError } from '../errors.ts';
 import type { Runtime } from '../runtime/runtime.ts';
 import { publishChange } from '../store/changes.ts';
@@ -67,24 +66,13 @@ export function parseModelSettings(input: unknown): ModelSettings {
 const isPlainObject = (value: unknown): value is Record<string, unknown> =>
   typeof value === 'object' && value !== null && !Array.isArray(value);
 
-/** Whether the file starts as a .tar.gz or a .zip does. */
-async function isArchive(path: string): Promise<boolean> {
-  const file = await open(path, 'r');
-  try {
-    const { buffer, bytesRead } = await file.read(Buffer.alloc(4), 0, 4, 0);
-    return detectArchiveFormat(buffer.subarray(0, bytesRead)) !== undefined;
-  } finally {
-    await file.close();
-  }
-}
-
 export class Registry {
   constructor(private readonly options: RegistryOptions) {}
 
   /** Stores a new version of `name` from an uploaded file: an ONNX file, or an archive of a program. */
   deploy(tenantId: string, name: string, source: Readable) {
     const { file, program } = this.options.runtimes;
-    return this.store(tenantId, name, source, async (path) => ((await isArchive(path)) ? program : file));
+    return this.store(tenantId, name, source, async (path) => ((await isArchiveFile(path)) ? program : file));
   }
 
   /**
