@@ -1,14 +1,16 @@
 // The build (`npm run build` → dist/) that production runs: compiled JavaScript, no tsx. It must serve
 // what the sources serve: a prediction, whose inference thread starts from onnx-thread.js (dist/ has no
-// .ts file to fall back on), and a batch, on the migrations and example data the build copies.
+// .ts file to fall back on), and a batch, on the migrations and example data the build copies; and a
+// team's program, which imports the Python helper the build ships (dist/python/).
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { create as createTar } from 'tar';
 import { generateKey } from '../src/auth/keys.ts';
 import { ModelgateProcess, waitUntil } from './helpers/processes.ts';
 
@@ -70,6 +72,37 @@ describe('the build', () => {
     assert.equal(status, 'succeeded');
     const output = await (await call(`/v1/batches/${id}/output`)).text();
     assert.equal(output.trim().split('\n').length, 3);
+  });
+
+  it("serves a team's program that imports the shipped Python helper", async () => {
+    const folder = join(dataDir, 'echo');
+    await mkdir(folder);
+    await writeFile(
+      join(folder, 'echo.py'),
+      [
+        'from modelgate_runtime import serve',
+        'serve(lambda inputs: {"y": inputs["x"]}, {',
+        '    "inputs": [{"name": "x", "datatype": "FP32", "shape": [-1, 2]}],',
+        '    "outputs": [{"name": "y", "datatype": "FP32", "shape": [-1, 2]}]})',
+        '',
+      ].join('\n'),
+    );
+    await writeFile(join(folder, 'modelgate.json'), JSON.stringify({ command: ['python3', 'echo.py'] }));
+    const archive = join(dataDir, 'echo.tar.gz');
+    await createTar({ gzip: true, file: archive, cwd: folder }, ['echo.py', 'modelgate.json']);
+    const deployed = await call('/v1/models/echo/versions', {
+      method: 'POST',
+      headers: { 'content-type': 'application/octet-stream' },
+      body: await readFile(archive),
+    });
+    assert.equal(deployed.status, 201, await deployed.clone().text());
+    const predicted = await call('/v1/models/echo/predict', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ instances: [[1.5, -2]] }),
+    });
+    assert.equal(predicted.status, 200, await predicted.clone().text());
+    assert.deepEqual(((await predicted.json()) as { outputs: { y: number[][] } }).outputs.y, [[1.5, -2]]);
   });
 
   it('stops on SIGTERM with exit code 0', async () => {
