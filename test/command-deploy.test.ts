@@ -3,15 +3,17 @@
 // ONNX iris model does; archives that cannot serve (no manifest, a program that never becomes ready, an
 // unsafe entry) are refused with nothing kept.
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { copyFile, mkdir, mkdtemp, readdir, readFile, readlink, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { create } from 'tar';
 import { buildIrisModel } from '../examples/build.ts';
+import { generateKey } from '../src/auth/keys.ts';
 import { assertProblem, deployModel, uploadRaw } from './helpers/api.ts';
 import { startTestPlatform, type TestPlatform } from './helpers/platform.ts';
-import { waitUntil } from './helpers/processes.ts';
+import { BIN, ModelgateProcess, waitUntil } from './helpers/processes.ts';
 
 const ROOT = new URL('..', import.meta.url).pathname;
 const ROWS = [
@@ -40,9 +42,9 @@ const upload = (name: string, bytes: Uint8Array) => uploadRaw(tp, tp.adminKey, n
 
 let dataDir: string;
 
-/** Processes running in this platform's unpacked deployments: the programs' copies. */
-async function programProcesses(): Promise<number[]> {
-  const deployments = join(dataDir, 'deployments');
+/** Processes running in a platform's unpacked deployments (this file's platform by default): the programs' copies. */
+async function programProcesses(inDataDir = dataDir): Promise<number[]> {
+  const deployments = join(inDataDir, 'deployments');
   const pids: number[] = [];
   for (const entry of await readdir('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
@@ -101,9 +103,14 @@ describe('deploying a program', () => {
     // Two copies serve it; deleting the model stops both.
     assert.equal((await programProcesses()).length, 2);
     assert.equal((await tp.call('DELETE', '/v1/models/iris-py', { key: tp.adminKey })).status, 204);
-    await waitUntil('the programs to stop', programProcesses, (pids) => pids.length === 0, {
-      timeoutMs: 20_000,
-    });
+    await waitUntil(
+      'the programs to stop',
+      () => programProcesses(),
+      (pids) => pids.length === 0,
+      {
+        timeoutMs: 20_000,
+      },
+    );
   });
 
   test('an archive that cannot serve is refused as invalid_model, and no model is made', async () => {
@@ -137,6 +144,47 @@ describe('deploying a program', () => {
       assertProblem(answer, 400, 'invalid_model');
       assert.match(answer.body.detail, message, name);
       assertProblem(await tp.call('GET', `/v1/models/${name}`, { key: tp.adminKey }), 404, 'model_not_found');
+    }
+  });
+
+  test("a server that drains on SIGTERM stops its program's processes and exits 0", async () => {
+    const serverData = join(work, 'drained');
+    const key = generateKey().secret;
+    const server = new ModelgateProcess(
+      'gateway',
+      'drain',
+      spawn(process.execPath, [BIN, 'serve', '--port', '0', '--data-dir', serverData], {
+        env: { ...process.env, MODELGATE_ADMIN_KEY: key, MODELGATE_INFERENCE_THREADS: '1' },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      }),
+    );
+    try {
+      const url = (await server.waitForOutput(/"url":"(http:\/\/[^"]+)".*"msg":"modelgate listening"/))[1]!;
+      const bytes = await archive('iris-drain', {
+        'predict.py': { copy: join(ROOT, 'examples/iris-python/predict.py') },
+        'iris-weights.json': { copy: join(ROOT, 'examples/iris-python/iris-weights.json') },
+        'modelgate.json': JSON.stringify({ command: ['/usr/bin/python3', 'predict.py'], processes: 2 }),
+      });
+      const deployed = await fetch(`${url}/v1/models/iris-py/versions`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${key}`, 'content-type': 'application/octet-stream' },
+        body: new Uint8Array(bytes),
+      });
+      assert.equal(deployed.status, 201, await deployed.text());
+      const pids = await waitUntil(
+        'two copies',
+        () => programProcesses(serverData),
+        (found) => found.length === 2,
+      );
+      server.signal('SIGTERM');
+      assert.deepEqual(await server.waitForExit(), { code: 0, signal: null });
+      for (const pid of pids)
+        assert.throws(() => process.kill(pid, 0), { code: 'ESRCH' }, `copy ${pid} still runs`);
+    } finally {
+      if (server.running) {
+        server.signal('SIGKILL');
+        await server.waitForExit();
+      }
     }
   });
 });
