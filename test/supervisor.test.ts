@@ -65,3 +65,52 @@ test('a child that does not end within the grace is killed', async () => {
   assert.equal(children[0]!.killed, true);
   assert.equal(children.length, 1);
 });
+
+test('replacements wait out the backoff of failures in a row; requests sent meanwhile go to the next child', async () => {
+  const delays: number[] = [];
+  const children: ChildEvents<string>[] = [];
+  const sent: [number, string][][] = [];
+  const supervisor = new Supervisor<string, string>(
+    (events) => {
+      children.push(events);
+      const mine: [number, string][] = [];
+      sent.push(mine);
+      return {
+        send: (id, request) => mine.push([id, request]),
+        end: () => undefined,
+        kill: async () => undefined,
+      };
+    },
+    {
+      restartDelayMs: (failures) => {
+        delays.push(failures);
+        return 30;
+      },
+      closedError: () => new Error('closed while restarting'),
+    },
+  );
+  children[0]!.exited(new Error('crashed'));
+  assert.equal(children.length, 1, 'no replacement before its backoff');
+  const waiting = supervisor.request('a');
+  await new Promise((resolve) => setTimeout(resolve, 60));
+  assert.equal(children.length, 2, 'the replacement started after its backoff');
+  assert.deepEqual(
+    sent[1]!.map(([, request]) => request),
+    ['a'],
+    'the waiting request went to it',
+  );
+  children[1]!.answer(sent[1]![0]![0], 'A');
+  assert.equal(await waiting, 'A');
+
+  children[1]!.exited(new Error('crashed again'));
+  await new Promise((resolve) => setTimeout(resolve, 60));
+  children[2]!.started(); // serving: the count of failures in a row starts again
+  children[2]!.exited(new Error('crashed once more'));
+  assert.deepEqual(delays, [1, 2, 1]);
+
+  const stranded = supervisor.request('b');
+  await supervisor.close(1000);
+  await assert.rejects(stranded, /closed while restarting/);
+  await new Promise((resolve) => setTimeout(resolve, 60));
+  assert.equal(children.length, 3, 'no child is started after a close');
+});

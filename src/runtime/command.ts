@@ -164,6 +164,7 @@ class ProgramCopy {
       this.becameReady = true;
       clearTimeout(setupTimer);
       announceReady(message.signature);
+      this.events.started();
       return;
     }
     const id = Number(message.id);
@@ -278,29 +279,31 @@ export class CommandRunner implements ModelRunner {
     const firstStarts: Promise<ModelSignature | undefined>[] = [];
     this.statuses = [];
     this.copies = Array.from({ length: this.spec.processes }, (_, index) => {
-      let failuresInARow = 0;
       let first = true;
       const status: CopyStatus = { pid: null, state: 'starting', restarts: 0 };
       this.statuses.push(status);
-      return new Supervisor<NamedTensors, Answer>((events) => {
-        const delayMs = first ? 0 : retryDelayMs(RESTART_BASE_MS, ++failuresInARow, RESTART_MAX_MS);
-        const copy = new DelayedCopy(
-          delayMs,
-          events,
-          () => new ProgramCopy(this.spec, cwd, events, this.logger.child({ copy: index })),
-        );
-        if (first) firstStarts.push(copy.started);
-        else Object.assign(status, { pid: null, state: 'restarting', restarts: status.restarts + 1 });
-        first = false;
-        void copy.started.then(
-          () => {
-            failuresInARow = 0;
-            Object.assign(status, { pid: copy.pid ?? null, state: 'ready' });
-          },
-          () => undefined,
-        );
-        return copy;
-      });
+      return new Supervisor<NamedTensors, Answer>(
+        (events) => {
+          const exited = (error: Error) => {
+            Object.assign(status, { pid: null, state: 'restarting' });
+            events.exited(error);
+          };
+          const logger = this.logger.child({ copy: index });
+          const copy = new ProgramCopy(this.spec, cwd, { ...events, exited }, logger);
+          if (first) firstStarts.push(copy.started);
+          else status.restarts++;
+          first = false;
+          void copy.started.then(
+            () => Object.assign(status, { pid: copy.pid ?? null, state: 'ready' }),
+            () => undefined,
+          );
+          return copy;
+        },
+        {
+          restartDelayMs: (failures) => retryDelayMs(RESTART_BASE_MS, failures, RESTART_MAX_MS),
+          closedError: () => unavailable("the model's program was stopped before it started again"),
+        },
+      );
     });
     const signatures = await Promise.all(firstStarts);
     const reported = signatures.find((signature) => signature !== undefined);
@@ -352,52 +355,6 @@ interface CopyStatus {
   state: 'starting' | 'ready' | 'restarting';
   /** Times it was started again after it exited or hung. */
   restarts: number;
-}
-
-/**
- * A copy started after `delayMs` (a restart's backoff): requests sent meanwhile wait for it, and an end or
- * kill before it starts means it never does.
- */
-class DelayedCopy {
-  readonly started: Promise<ModelSignature | undefined>;
-  private copy: ProgramCopy | undefined;
-  private readonly queued: [number, NamedTensors][] = [];
-  private canceled = false;
-
-  constructor(delayMs: number, events: ChildEvents<Answer>, start: () => ProgramCopy) {
-    this.started = new Promise((resolve, reject) => {
-      setTimeout(() => {
-        if (this.canceled) {
-          const error = unavailable("the model's program was stopped before it started");
-          events.exited(error);
-          return reject(error);
-        }
-        this.copy = start();
-        for (const [id, inputs] of this.queued.splice(0)) this.copy.send(id, inputs);
-        this.copy.started.then(resolve, reject);
-      }, delayMs);
-    });
-    this.started.catch(() => undefined);
-  }
-
-  get pid(): number | undefined {
-    return this.copy?.pid;
-  }
-
-  send(id: number, inputs: NamedTensors): void {
-    if (this.copy) this.copy.send(id, inputs);
-    else this.queued.push([id, inputs]);
-  }
-
-  end(): void {
-    this.canceled = true;
-    this.copy?.end();
-  }
-
-  async kill(): Promise<void> {
-    this.canceled = true;
-    await this.copy?.kill();
-  }
 }
 
 /** A deployment's manifest: `modelgate.json` at the root of its archive. */
