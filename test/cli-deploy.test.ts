@@ -5,8 +5,7 @@
 // Each CLI run costs a second or two of CPU (it loads the whole platform's modules), so independent runs go
 // side by side: the usage errors and the http tests run concurrently.
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { copyFile, mkdir, mkdtemp, readdir, readFile, readlink, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, readlink, rm, writeFile } from 'node:fs/promises';
 import { createServer, type IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -16,29 +15,23 @@ import { create } from 'tar';
 import { buildIrisModel } from '../examples/build.ts';
 import { assertProblem, deployModel } from './helpers/api.ts';
 import { buildIdentityModel, startTestPlatform, type TestPlatform } from './helpers/platform.ts';
+import {
+  IRIS_PROGRAM,
+  IRIS_PYTHON_DIR,
+  IRIS_SIGNATURE,
+  PYTHON,
+  runCli,
+  startIrisHttpServer,
+  writeFolder,
+  type Files,
+} from './helpers/examples.ts';
 
-const BIN = new URL('../bin/modelgate.js', import.meta.url).pathname;
-const IRIS_DIR = new URL('../examples/iris-python', import.meta.url).pathname;
-const PYTHON = '/usr/bin/python3';
 /** Rows of examples/data/iris.csv, one of each species: labels 0, 2, 1. */
 const ROWS = [
   [5.1, 3.5, 1.4, 0.2],
   [6.7, 3.0, 5.2, 2.3],
   [5.9, 3.0, 4.2, 1.5],
 ];
-const IRIS_SIGNATURE = {
-  inputs: [{ name: 'x', datatype: 'FP32', shape: [-1, 4] }],
-  outputs: [
-    { name: 'label', datatype: 'INT64', shape: [-1] },
-    { name: 'probabilities', datatype: 'FP32', shape: [-1, 3] },
-  ],
-};
-
-interface RunResult {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
 
 interface DeployAnswer {
   name: string;
@@ -54,26 +47,12 @@ let dataDir: string;
 let api: string[];
 let irisOnnx: { label: number[]; probabilities: number[][] };
 
-/** Runs the CLI with `args`; `tmp` is its TMPDIR (where it packs a folder). */
-function runCli(args: string[], tmp = tmpdir()): Promise<RunResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], {
-      env: { ...process.env, MODELGATE_URL: '', MODELGATE_KEY: '', TMPDIR: tmp },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk));
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
-
 /** `modelgate deploy ARGS --json` against the platform, `-- COMMAND` last; it must succeed. */
 async function deployWithCli(args: string[], command: string[] = [], tmp?: string): Promise<DeployAnswer> {
   const literal = command.length > 0 ? ['--', ...command] : [];
-  const result = await runCli(['deploy', ...args, '--json', ...api, ...literal], tmp);
+  const result = await runCli(['deploy', ...args, '--json', ...api, ...literal], {
+    env: { TMPDIR: tmp ?? tmpdir() },
+  });
   assert.equal(result.code, 0, result.stderr);
   return JSON.parse(result.stdout) as DeployAnswer;
 }
@@ -92,21 +71,7 @@ async function assertUsageError(args: string[], message: RegExp) {
 }
 
 /** A folder in the work dir holding `files` (name → text, or a file to copy). */
-async function folder(name: string, files: Record<string, string | { copy: string }>): Promise<string> {
-  const path = join(work, name);
-  await mkdir(path, { recursive: true });
-  for (const [file, content] of Object.entries(files)) {
-    if (typeof content === 'string') await writeFile(join(path, file), content);
-    else await copyFile(content.copy, join(path, file));
-  }
-  return path;
-}
-
-/** The iris program of examples/iris-python without its manifest. */
-const IRIS_PROGRAM = {
-  'predict.py': { copy: join(IRIS_DIR, 'predict.py') },
-  'iris-weights.json': { copy: join(IRIS_DIR, 'iris-weights.json') },
-};
+const folder = (name: string, files: Files) => writeFolder(join(work, name), files);
 
 /** Every file under `path` with its content: to show that a deploy left a folder as it was. */
 async function snapshot(path: string): Promise<Record<string, string>> {
@@ -202,36 +167,17 @@ async function recordingServer(answer: (request: IncomingMessage, body: string) 
   };
 }
 
-/** examples/iris-python/http_server.py on a free port: a KServe v1 server of the iris model. */
-async function startIrisHttpServer(): Promise<{ url: string; child: ChildProcess }> {
-  const child = spawn(PYTHON, [join(IRIS_DIR, 'http_server.py'), '--host', '127.0.0.1', '--port', '0'], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stderr = '';
-  child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk));
-  const port = await new Promise<number>((resolve, reject) => {
-    let stdout = '';
-    child.stdout!.on('data', (chunk: Buffer) => {
-      stdout += chunk;
-      const line = stdout.split('\n')[0]!;
-      if (stdout.includes('\n')) resolve((JSON.parse(line) as { port: number }).port);
-    });
-    child.on('exit', (code) => reject(new Error(`http_server.py exited with ${code}: ${stderr}`)));
-  });
-  return { url: `http://127.0.0.1:${port}`, child };
-}
-
 // The three groups run side by side too: their models, folders and processes are their own.
 describe('modelgate deploy', { concurrency: true }, () => {
   describe('deploying a program’s folder or archive', { concurrency: true }, () => {
     test('examples/iris-python with a command after --: packed, served as the ONNX iris, the folder untouched', async () => {
-      const before = await snapshot(IRIS_DIR);
+      const before = await snapshot(IRIS_PYTHON_DIR);
       const cliTmp = join(work, 'cli-tmp');
       await mkdir(cliTmp);
       // The folder's own modelgate.json says `python3 predict.py` and 2 processes: the flags win.
       const deployed = await deployWithCli(
         [
-          IRIS_DIR,
+          IRIS_PYTHON_DIR,
           '--name',
           'iris-folder',
           '--processes',
@@ -258,7 +204,7 @@ describe('modelgate deploy', { concurrency: true }, () => {
       assert.deepEqual(programs[0]!.argv, [PYTHON, 'predict.py'], "the command after --, not the folder's");
       assert.equal(programs[0]!.env.IRIS_FLAG, '1');
 
-      assert.deepEqual(await snapshot(IRIS_DIR), before, 'the folder is as it was');
+      assert.deepEqual(await snapshot(IRIS_PYTHON_DIR), before, 'the folder is as it was');
       const left = (await readdir(cliTmp)).filter((entry) => entry.startsWith('modelgate-'));
       assert.deepEqual(left, [], 'the temporary archive is removed');
     });
@@ -381,11 +327,11 @@ describe('modelgate deploy', { concurrency: true }, () => {
         const http = ['--runtime', 'http', '--protocol', 'v2'];
         await Promise.all([
           assertUsageError(
-            [IRIS_DIR, '--name', 'mixed', '--upstream-url', 'http://127.0.0.1:1'],
+            [IRIS_PYTHON_DIR, '--name', 'mixed', '--upstream-url', 'http://127.0.0.1:1'],
             /^error: --upstream-url describe a running model server: add --runtime http\n$/,
           ),
           assertUsageError(
-            [IRIS_DIR, '--name', 'http-path', ...http, '--upstream-url', 'http://127.0.0.1:1'],
+            [IRIS_PYTHON_DIR, '--name', 'http-path', ...http, '--upstream-url', 'http://127.0.0.1:1'],
             /^error: --runtime http deploys a running model server, nothing to upload: leave out .*iris-python\n$/,
           ),
           assertUsageError(

@@ -10,30 +10,9 @@ import { after, before, describe, test } from 'node:test';
 import { generateKey } from '../src/auth/keys.ts';
 import { deployModel } from './helpers/api.ts';
 import { buildIdentityModel, startTestPlatform, type TestPlatform } from './helpers/platform.ts';
+import { runCli } from './helpers/examples.ts';
 
 const BIN = new URL('../bin/modelgate.js', import.meta.url).pathname;
-
-interface RunResult {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function runCli(args: string[], env: Record<string, string> = {}, cwd?: string): Promise<RunResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], {
-      cwd,
-      env: { ...process.env, MODELGATE_URL: '', MODELGATE_KEY: '', ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk));
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
 
 /** A port nothing listens on: bound once by us, then released. */
 async function closedPort(): Promise<number> {
@@ -153,8 +132,7 @@ describe('API commands', () => {
         '--json',
         ...api,
       ],
-      {},
-      workDir,
+      { cwd: workDir },
     );
     assert.equal(submitted.code, 0, submitted.stderr);
     const done = JSON.parse(submitted.stdout) as {
@@ -213,7 +191,7 @@ describe('API commands', () => {
     await writeFile(join(workDir, 'server-side.csv'), 'id,a,b\n1,1,2\n2,3,4\n');
     const reference = `file://${workDir}/server-side.csv`;
     const args = ['batch', 'submit', reference, '--model', 'batch-ref-echo', '--features', 'a,b'];
-    const submitted = await runCli([...args, '--wait', '--json', ...api], {}, workDir);
+    const submitted = await runCli([...args, '--wait', '--json', ...api], { cwd: workDir });
     assert.equal(submitted.code, 0, submitted.stderr);
     const done = JSON.parse(submitted.stdout) as { status: string; files: Record<string, string> };
     assert.equal(done.status, 'succeeded');
@@ -292,7 +270,7 @@ describe('modelgate serve', () => {
   });
 
   test('a malformed MODELGATE_ADMIN_KEY is a configuration error: exit 2, no stack trace', async () => {
-    const result = await runCli(['serve', '--port', '0'], { MODELGATE_ADMIN_KEY: 'letmein' });
+    const result = await runCli(['serve', '--port', '0'], { env: { MODELGATE_ADMIN_KEY: 'letmein' } });
     assert.equal(result.code, 2);
     assert.match(result.stderr, /adminKey: must start with "mg_"/);
   });

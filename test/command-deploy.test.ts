@@ -4,14 +4,14 @@
 // unsafe entry) are refused with nothing kept.
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { copyFile, mkdir, mkdtemp, readdir, readFile, readlink, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readlink, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { create } from 'tar';
 import { buildIrisModel } from '../examples/build.ts';
 import { generateKey } from '../src/auth/keys.ts';
 import { assertProblem, deployModel, uploadRaw } from './helpers/api.ts';
+import { archiveOf, type Files } from './helpers/examples.ts';
 import { startTestPlatform, type TestPlatform } from './helpers/platform.ts';
 import { BIN, ModelgateProcess, waitUntil } from './helpers/processes.ts';
 
@@ -36,18 +36,7 @@ const ROWS = [
 let tp: TestPlatform;
 let work: string;
 
-/** A .tar.gz of a folder holding `files` (name → text or a file to copy). */
-async function archive(name: string, files: Record<string, string | { copy: string }>): Promise<Uint8Array> {
-  const folder = join(work, name);
-  await mkdir(folder, { recursive: true });
-  for (const [file, content] of Object.entries(files)) {
-    if (typeof content === 'string') await writeFile(join(folder, file), content);
-    else await copyFile(content.copy, join(folder, file));
-  }
-  const path = join(work, `${name}.tar.gz`);
-  await create({ gzip: true, file: path, cwd: folder }, Object.keys(files));
-  return new Uint8Array(await readFile(path));
-}
+const archive = (name: string, files: Files) => archiveOf(work, name, files);
 
 const upload = (name: string, bytes: Uint8Array) => uploadRaw(tp, tp.adminKey, name, bytes);
 

@@ -179,3 +179,21 @@ test('a batch input URL is read as bucket and key, or as an absolute path with i
   });
   assert.throws(() => parseBatchInputUrl('ftp://host/rows.csv'), /neither s3:\/\/bucket\/key nor file:/);
 });
+
+test('upstreamAllowedNetworks: loopback with embedded storage, none with a database URL; subnets checked', () => {
+  assert.deepEqual(resolveConfig({}, {}).upstreamAllowedNetworks, ['127.0.0.0/8', '::1/128']);
+  assert.deepEqual(resolveConfig({}, { DATABASE_URL: 'postgres://a/b' }).upstreamAllowedNetworks, []);
+  const env = {
+    DATABASE_URL: 'postgres://a/b',
+    MODELGATE_UPSTREAM_ALLOWED_NETWORKS: '10.0.3.0/24, 127.0.0.1,fd00::/8',
+  };
+  assert.deepEqual(resolveConfig({}, env).upstreamAllowedNetworks, ['10.0.3.0/24', '127.0.0.1', 'fd00::/8']);
+  assert.deepEqual(resolveConfig({ upstreamAllowedNetworks: [] }, {}).upstreamAllowedNetworks, []);
+  for (const bad of ['10.0.0.0/33', 'example.com', '10.0.0.0/8/1', '::1/129']) {
+    assert.throws(
+      () => resolveConfig({}, { MODELGATE_UPSTREAM_ALLOWED_NETWORKS: bad }),
+      (error: unknown) => error instanceof ConfigError && /upstreamAllowedNetworks/.test(error.message),
+      bad,
+    );
+  }
+});

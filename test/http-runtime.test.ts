@@ -4,31 +4,23 @@
 // JSON, 4xx, 5xx, outputs that do not fit). Each failure has its own stable code; upstream URLs to
 // internal addresses are refused unless the operator opened them, and nothing is stored.
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { lookup } from 'node:dns/promises';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { hostname } from 'node:os';
-import { createInterface } from 'node:readline';
 import { after, before, describe, test } from 'node:test';
 import { buildIrisModel } from '../examples/build.ts';
 import { internalAddressKind } from '../src/network/targets.ts';
 import { assertProblem, deployModel } from './helpers/api.ts';
+import { IRIS_SIGNATURE, startIrisHttpServer } from './helpers/examples.ts';
 import { startTestPlatform, type TestPlatform } from './helpers/platform.ts';
 
-const ROOT = new URL('..', import.meta.url).pathname;
 const ROWS = [
   [5.1, 3.5, 1.4, 0.2],
   [6.7, 3.0, 5.2, 2.3],
   [5.9, 3.0, 4.2, 1.5],
 ];
-const IRIS_SIGNATURE = {
-  inputs: [{ name: 'x', datatype: 'FP32', shape: [-1, 4] }],
-  outputs: [
-    { name: 'label', datatype: 'INT64', shape: [-1] },
-    { name: 'probabilities', datatype: 'FP32', shape: [-1, 3] },
-  ],
-};
 
 let front: TestPlatform;
 let upstream: TestPlatform;
@@ -40,21 +32,6 @@ let fakeUrl: string;
 let behave: (request: IncomingMessage, body: Buffer, response: ServerResponse) => void;
 /** Requests the misbehaving server received, by method and path. */
 const seen: string[] = [];
-
-async function startPythonServer(): Promise<void> {
-  python = spawn('/usr/bin/python3', [`${ROOT}examples/iris-python/http_server.py`, '--port', '0'], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  const lines = createInterface({ input: python.stdout! });
-  const port = await new Promise<number>((resolve, reject) => {
-    python.once('exit', (code) => reject(new Error(`http_server.py exited with ${code}`)));
-    lines.on('line', (line) => {
-      const message = JSON.parse(line) as { event?: string; port?: number };
-      if (message.event === 'listening') resolve(message.port!);
-    });
-  });
-  pythonUrl = `http://127.0.0.1:${port}`;
-}
 
 const deploy = (tp: TestPlatform, name: string, definition: Record<string, unknown>) =>
   tp.call('POST', `/v1/models/${name}/versions`, {
@@ -94,7 +71,7 @@ const fitting = (rows: number) =>
 before(async () => {
   [front, upstream] = await Promise.all([startTestPlatform(), startTestPlatform()]);
   await deployModel(upstream, upstream.adminKey, 'iris', buildIrisModel());
-  await startPythonServer();
+  ({ url: pythonUrl, child: python } = await startIrisHttpServer());
   behave = (_request, _body, response) => response.end(fitting(1));
   fake = createServer((request, response) => {
     const chunks: Buffer[] = [];

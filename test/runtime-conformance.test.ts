@@ -6,32 +6,23 @@
 // Python program that sleeps, the slow ONNX model behind modelgate over v2) shows deadlines and
 // backpressure behave alike too.
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import type { ChildProcess } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { after, before, describe, test } from 'node:test';
-import { create } from 'tar';
 import { buildIrisModel } from '../examples/build.ts';
 import { assertProblem, deployModel, sampleValue, uploadRaw, waitForBatch } from './helpers/api.ts';
+import { archiveOf, IRIS_PROGRAM, IRIS_SIGNATURE, startIrisHttpServer } from './helpers/examples.ts';
 import { buildSlowModel, startTestPlatform, type TestPlatform } from './helpers/platform.ts';
 import { waitUntil } from './helpers/processes.ts';
 
-const ROOT = new URL('..', import.meta.url).pathname;
 const ROWS = [
   [5.1, 3.5, 1.4, 0.2],
   [6.7, 3.0, 5.2, 2.3],
   [5.9, 3.0, 4.2, 1.5],
   [4.9, 3.1, 1.5, 0.1],
 ];
-const IRIS_SIGNATURE = {
-  inputs: [{ name: 'x', datatype: 'FP32', shape: [-1, 4] }],
-  outputs: [
-    { name: 'label', datatype: 'INT64', shape: [-1] },
-    { name: 'probabilities', datatype: 'FP32', shape: [-1, 3] },
-  ],
-};
 const SLOW_WIDTH = 1024;
 
 /** A Python program as slow as the slow ONNX model's purpose needs: y = mean(x) per row, after 1.5 s. */
@@ -71,34 +62,6 @@ const SUBJECTS: Subject[] = [
   { runtime: 'http', platform: 'modelgate_http', iris: 'iris-http-v1' },
 ];
 
-/** A .tar.gz of a folder holding `files` (name → text or a file to copy). */
-async function archive(name: string, files: Record<string, string | { copy: string }>): Promise<Uint8Array> {
-  const folder = join(work, name);
-  await mkdir(folder, { recursive: true });
-  for (const [file, content] of Object.entries(files)) {
-    if (typeof content === 'string') await writeFile(join(folder, file), content);
-    else await copyFile(content.copy, join(folder, file));
-  }
-  const path = join(work, `${name}.tar.gz`);
-  await create({ gzip: true, file: path, cwd: folder }, Object.keys(files));
-  return new Uint8Array(await readFile(path));
-}
-
-async function startPythonServer(): Promise<void> {
-  python = spawn('/usr/bin/python3', [`${ROOT}examples/iris-python/http_server.py`, '--port', '0'], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  const lines = createInterface({ input: python.stdout! });
-  const port = await new Promise<number>((resolve, reject) => {
-    python.once('exit', (code) => reject(new Error(`http_server.py exited with ${code}`)));
-    lines.on('line', (line) => {
-      const message = JSON.parse(line) as { event?: string; port?: number };
-      if (message.event === 'listening') resolve(message.port!);
-    });
-  });
-  pythonUrl = `http://127.0.0.1:${port}`;
-}
-
 async function deployDefinition(name: string, definition: Record<string, unknown>): Promise<void> {
   const answer = await front.call('POST', `/v1/models/${name}/versions`, {
     key: front.adminKey,
@@ -130,20 +93,18 @@ function assertIris(outputs: { label: number[]; probabilities: number[][] }, wha
 before(async () => {
   work = await mkdtemp(join(tmpdir(), 'modelgate-conformance-'));
   [front, upstream] = await Promise.all([startTestPlatform(), startTestPlatform()]);
-  await startPythonServer();
+  ({ url: pythonUrl, child: python } = await startIrisHttpServer());
   const iris = buildIrisModel();
   await deployModel(upstream, upstream.adminKey, 'iris', iris);
   await deployModel(upstream, upstream.adminKey, 'slow', buildSlowModel());
   await deployModel(front, front.adminKey, 'iris-onnx', iris);
   await deployModel(front, front.adminKey, 'slow-onnx', buildSlowModel());
-  const program = join(ROOT, 'examples/iris-python');
-  const irisArchive = await archive('iris-python', {
-    'predict.py': { copy: join(program, 'predict.py') },
-    'iris-weights.json': { copy: join(program, 'iris-weights.json') },
+  const irisArchive = await archiveOf(work, 'iris-python', {
+    ...IRIS_PROGRAM,
     'modelgate.json': JSON.stringify({ command: ['python3', 'predict.py'], processes: 2 }),
   });
   assert.equal((await uploadRaw(front, front.adminKey, 'iris-command', irisArchive)).status, 201);
-  const slowArchive = await archive('slow-python', {
+  const slowArchive = await archiveOf(work, 'slow-python', {
     'predict.py': SLOW_PROGRAM,
     'modelgate.json': JSON.stringify({ command: ['python3', 'predict.py'], processes: 1, inFlight: 2 }),
   });

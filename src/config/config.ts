@@ -13,7 +13,35 @@ import { parseSubnet } from '../network/targets.ts';
 const MiB = 1024 * 1024;
 
 /** Every setting, its environment variable and its default, documented in one place (README "Configuration"). */
-export const configSchema = z
+export /**
+ * A list setting: an array in a config file, comma-separated in the environment; each item checked by
+ * `check`, which throws an Error saying what is wrong.
+ */
+function listSetting(check: (item: string) => unknown) {
+  return z
+    .union([
+      z.array(z.string()),
+      z.string().transform((text) =>
+        text
+          .split(',')
+          .map((item) => item.trim())
+          .filter((item) => item !== ''),
+      ),
+    ])
+    .pipe(
+      z.array(
+        z.string().superRefine((item, context) => {
+          try {
+            check(item);
+          } catch (error) {
+            context.addIssue({ code: 'custom', message: (error as Error).message });
+          }
+        }),
+      ),
+    );
+}
+
+const configSchema = z
   .object({
     /** Address to listen on (MODELGATE_HOST). Default 127.0.0.1; use 0.0.0.0 in containers. */
     host: z.string().default('127.0.0.1'),
@@ -104,28 +132,7 @@ export const configSchema = z
      * on the gateway's machine. A reference is read only if it lies in one of them, for files with every
      * symlink resolved. Default: none, references are refused.
      */
-    batchInputUrls: z
-      .union([
-        z.array(z.string()),
-        z.string().transform((text) =>
-          text
-            .split(',')
-            .map((url) => url.trim())
-            .filter((url) => url !== ''),
-        ),
-      ])
-      .pipe(
-        z.array(
-          z.string().superRefine((url, context) => {
-            try {
-              parseBatchInputUrl(url, 'folder');
-            } catch (error) {
-              context.addIssue({ code: 'custom', message: (error as Error).message });
-            }
-          }),
-        ),
-      )
-      .default([]),
+    batchInputUrls: listSetting((url) => parseBatchInputUrl(url, 'folder')).default([]),
     /** Merge concurrent requests by default (MODELGATE_BATCHING). Default true. */
     batching: z
       .union([z.boolean(), z.enum(['true', 'false']).transform((value) => value === 'true')])
@@ -185,28 +192,7 @@ export const configSchema = z
      * ones only when listed, since a tenant's deploy key chooses the URL. Default: loopback
      * (127.0.0.0/8, ::1) with embedded storage (one machine, `npm start`), none with a databaseUrl.
      */
-    upstreamAllowedNetworks: z
-      .union([
-        z.array(z.string()),
-        z.string().transform((text) =>
-          text
-            .split(',')
-            .map((subnet) => subnet.trim())
-            .filter((subnet) => subnet !== ''),
-        ),
-      ])
-      .pipe(
-        z.array(
-          z.string().superRefine((subnet, context) => {
-            try {
-              parseSubnet(subnet);
-            } catch (error) {
-              context.addIssue({ code: 'custom', message: (error as Error).message });
-            }
-          }),
-        ),
-      )
-      .optional(),
+    upstreamAllowedNetworks: listSetting(parseSubnet).optional(),
     /** Deadline of one webhook delivery (MODELGATE_WEBHOOK_TIMEOUT_MS). Default 10 000. */
     webhookTimeoutMs: z.coerce.number().int().min(1).default(10_000),
     /** Delivery attempts per webhook, with backoff (MODELGATE_WEBHOOK_MAX_ATTEMPTS). Default 8. */
