@@ -11,12 +11,11 @@ import { after, before, describe, test } from 'node:test';
 import { buildIrisModel } from '../examples/build.ts';
 import { generateKey } from '../src/auth/keys.ts';
 import { assertProblem, deployModel, uploadRaw } from './helpers/api.ts';
-import { archiveOf, type Files } from './helpers/examples.ts';
+import { archiveOf, IRIS_PROGRAM, PYTHON, type Files } from './helpers/examples.ts';
 import { startTestPlatform, type TestPlatform } from './helpers/platform.ts';
 import { BIN, ModelgateProcess, waitUntil } from './helpers/processes.ts';
 
 const ROOT = new URL('..', import.meta.url).pathname;
-const PYTHON = '/usr/bin/python3';
 
 /**
  * Why the scikit-learn test cannot run here, or false. CI installs Debian's python3-sklearn (.ci/run), so
@@ -240,4 +239,53 @@ describe('deploying a program', () => {
       assert.ok(new Set(wines.label).size > 1, 'the five wines are of more than one cultivar');
     },
   );
+
+  test('a form field "manifest" gives the archive\'s modelgate.json, or goes over it', async () => {
+    const form = (bytes: Uint8Array, manifest: string, filename = 'model.tar.gz') => {
+      const body = new FormData();
+      body.append('manifest', manifest);
+      body.append('file', new Blob([new Uint8Array(bytes)]), filename);
+      return body;
+    };
+    const post = (name: string, body: FormData) =>
+      tp.call('POST', `/v1/models/${name}/versions`, { key: tp.adminKey, body });
+    const processesOf = (answer: Awaited<ReturnType<typeof post>>) =>
+      answer.body.versions[0].runtime_status.processes.length as number;
+
+    const bare = await archive('no-manifest', IRIS_PROGRAM);
+    const given = await post(
+      'manifest-given',
+      form(bare, JSON.stringify({ command: [PYTHON, 'predict.py'] })),
+    );
+    assert.equal(given.status, 201, JSON.stringify(given.body));
+    assert.equal(processesOf(given), 1);
+
+    const own = await archive('own-manifest', {
+      ...IRIS_PROGRAM,
+      'modelgate.json': JSON.stringify({ command: [PYTHON, 'predict.py'], processes: 3 }),
+    });
+    const over = await post('manifest-over', form(own, JSON.stringify({ processes: 2 })));
+    assert.equal(over.status, 201, JSON.stringify(over.body));
+    assert.equal(processesOf(over), 2);
+    const predicted = await tp.call('POST', '/v1/models/manifest-over/predict', {
+      key: tp.adminKey,
+      json: { instances: ROWS },
+    });
+    assert.deepEqual(predicted.body.outputs.label, [0, 2, 1]);
+
+    assertProblem(await post('manifest-bad', form(own, '{"processes": ')), 400, 'invalid_json');
+    assertProblem(await post('manifest-bad', form(own, '[1]')), 400, 'bad_request');
+    assertProblem(
+      await post('manifest-bad', form(own, JSON.stringify({ processes: 0 }))),
+      400,
+      'invalid_model',
+    );
+    const onnx = form(buildIrisModel(), JSON.stringify({ command: ['x'] }), 'model.onnx');
+    assertProblem(await post('manifest-bad', onnx), 400, 'bad_request');
+    assertProblem(
+      await tp.call('GET', '/v1/models/manifest-bad', { key: tp.adminKey }),
+      404,
+      'model_not_found',
+    );
+  });
 });

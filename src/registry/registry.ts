@@ -69,10 +69,28 @@ const isPlainObject = (value: unknown): value is Record<string, unknown> =>
 export class Registry {
   constructor(private readonly options: RegistryOptions) {}
 
-  /** Stores a new version of `name` from an uploaded file: an ONNX file, or an archive of a program. */
-  deploy(tenantId: string, name: string, source: Readable) {
+  /**
+   * Stores a new version of `name` from an uploaded file: an ONNX file, or an archive of a program, whose
+   * manifest the upload's `manifest` fields may give or override.
+   */
+  deploy(tenantId: string, name: string, source: Readable, manifest?: Record<string, unknown>) {
     const { file, program } = this.options.runtimes;
-    return this.store(tenantId, name, source, async (path) => ((await isArchiveFile(path)) ? program : file));
+    return this.store(
+      tenantId,
+      name,
+      source,
+      async (path) => {
+        const archive = await isArchiveFile(path);
+        if (manifest !== undefined && !archive) {
+          throw new ModelgateError(
+            'bad_request',
+            "a manifest goes with a program's archive (.tar.gz or .zip); this upload is not one",
+          );
+        }
+        return archive ? program : file;
+      },
+      manifest,
+    );
   }
 
   /**
@@ -93,7 +111,7 @@ export class Registry {
       );
     }
     const source = Readable.from([Buffer.from(JSON.stringify(definition))]);
-    return this.store(tenantId, name, source, async () => runtime);
+    return this.store(tenantId, name, source, async () => runtime, undefined);
   }
 
   private async store(
@@ -101,6 +119,7 @@ export class Registry {
     name: string,
     source: Readable,
     runtimeOf: (path: string) => Promise<Runtime>,
+    manifest: Record<string, unknown> | undefined,
   ) {
     checkModelName(name);
     const { db, artifacts } = this.options;
@@ -110,7 +129,7 @@ export class Registry {
     try {
       if (staged.sizeBytes === 0) throw new ModelgateError('bad_request', 'the upload is empty');
       runtime = await runtimeOf(staged.path);
-      inspected = await runtime.inspect(staged.path);
+      inspected = await runtime.inspect(staged.path, manifest);
       if (inspected.signature.inputs.length === 0) {
         throw new ModelgateError('invalid_model', 'the model has no inputs');
       }

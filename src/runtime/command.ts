@@ -388,16 +388,17 @@ export class CommandRuntime implements Runtime {
   constructor(private readonly options: CommandRuntimeOptions) {}
 
   /**
-   * Unpacks the archive, reads its manifest, and starts the program once: it must become ready (its
-   * signature, declared or reported, is the version's), or the deploy fails with its stderr's tail.
+   * Unpacks the archive, reads its manifest (with the upload's `manifest` fields over it), and starts the
+   * program once: it must become ready (its signature, declared or reported, is the version's), or the
+   * deploy fails with its stderr's tail.
    */
-  async inspect(artifactPath: string): Promise<InspectedModel> {
+  async inspect(artifactPath: string, manifest?: Record<string, unknown>): Promise<InspectedModel> {
     await mkdir(this.options.unpackDir, { recursive: true });
     const scratch = await mkdtemp(join(this.options.unpackDir, 'inspect-'));
     try {
       const tree = join(scratch, 'tree');
       await unpackArchive(artifactPath, tree, this.options.limits);
-      const spec = await readManifest(tree);
+      const spec = specOf({ ...(await readManifest(tree, manifest !== undefined)), ...manifest });
       const runner = new CommandRunner({ ...spec, processes: 1 }, async () => tree, this.options.logger);
       try {
         await runner.load();
@@ -431,15 +432,17 @@ export class CommandRuntime implements Runtime {
   async close(): Promise<void> {}
 }
 
-/** The manifest of an unpacked deployment, checked. */
-async function readManifest(tree: string): Promise<CommandSpec> {
+/** The manifest of an unpacked deployment as written; `optional` when the upload gives one (else it must be there). */
+async function readManifest(tree: string, optional: boolean): Promise<Record<string, unknown>> {
   let text: string;
   try {
     text = await readFile(join(tree, MANIFEST_FILE), 'utf8');
   } catch {
+    if (optional) return {};
     throw new ModelgateError(
       'invalid_model',
-      `the archive has no ${MANIFEST_FILE} at its root saying how to run the program`,
+      `the archive has no ${MANIFEST_FILE} at its root saying how to run the program (or send it as the ` +
+        'form field "manifest")',
     );
   }
   let value: unknown;
@@ -448,7 +451,10 @@ async function readManifest(tree: string): Promise<CommandSpec> {
   } catch (error) {
     throw new ModelgateError('invalid_model', `${MANIFEST_FILE} is not JSON: ${(error as Error).message}`);
   }
-  return specOf(value);
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new ModelgateError('invalid_model', `${MANIFEST_FILE} must hold a JSON object`);
+  }
+  return value as Record<string, unknown>;
 }
 
 function specOf(value: unknown): CommandSpec {

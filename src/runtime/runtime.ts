@@ -14,9 +14,10 @@ export interface Runtime {
   readonly platform: string;
   /**
    * Reads a model being deployed from its staged artifact: its inputs and outputs, and the settings its
-   * versions keep for open(). Throws ModelgateError `invalid_model` when it cannot serve it.
+   * versions keep for open(). `manifest`: fields the upload gave over the artifact's own manifest (a
+   * program's modelgate.json). Throws ModelgateError `invalid_model` when it cannot serve it.
    */
-  inspect(artifactPath: string): Promise<InspectedModel>;
+  inspect(artifactPath: string, manifest?: Record<string, unknown>): Promise<InspectedModel>;
   /** A runner for one model version. Nothing is loaded until its load() or first infer(). */
   open(version: RunnableVersion): ModelRunner;
   close(): Promise<void>;

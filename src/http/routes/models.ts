@@ -1,5 +1,6 @@
 // /v1/models: upload versions (raw body or multipart), list, inspect, change settings, delete.
 import { Readable } from 'node:stream';
+import type { MultipartFields } from '@fastify/multipart';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { ModelgateError, isModelgateError } from '../../errors.ts';
 import { parseModelSettings, type ModelWithVersions } from '../../registry/registry.ts';
@@ -69,14 +70,45 @@ function isJsonBody(request: FastifyRequest): boolean {
   return typeof type === 'string' && /^application\/(?:[\w.+-]+\+)?json\s*(?:;|$)/i.test(type);
 }
 
-/** The uploaded file as a stream: the raw body, or the first file part of a multipart form. */
-async function uploadedFile(request: FastifyRequest): Promise<Readable> {
+/** The form field "manifest" (a program's modelgate.json as JSON text), when the form has one before its file. */
+function manifestField(fields: MultipartFields): Record<string, unknown> | undefined {
+  const field = fields.manifest;
+  if (field === undefined) return undefined;
+  const value = Array.isArray(field) || field.type !== 'field' ? undefined : field.value;
+  if (typeof value !== 'string') {
+    throw new ModelgateError('bad_request', 'the form field "manifest" is given once, as JSON text');
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(value);
+  } catch (error) {
+    throw new ModelgateError(
+      'invalid_json',
+      `the form field "manifest" is not JSON: ${(error as Error).message}`,
+    );
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+    throw new ModelgateError('bad_request', 'the form field "manifest" must be a JSON object');
+  }
+  return parsed as Record<string, unknown>;
+}
+
+/**
+ * The uploaded file as a stream: the raw body, or the first file part of a multipart form (with the
+ * form's "manifest" field, sent before the file).
+ */
+async function uploadedFile(
+  request: FastifyRequest,
+): Promise<{ file: Readable; manifest?: Record<string, unknown> }> {
   if (request.isMultipart()) {
     const part = await request.file().catch((error: unknown) => {
       throw malformedForm(error);
     });
     if (!part) throw new ModelgateError('bad_request', 'the multipart form has no file part');
-    return Readable.from(formFileBytes(part.file), { objectMode: false });
+    return {
+      file: Readable.from(formFileBytes(part.file), { objectMode: false }),
+      manifest: manifestField(part.fields),
+    };
   }
   if (request.body === undefined) throw new ModelgateError('bad_request', 'send the model file as the body');
   // Other content types (JSON, text) have been parsed already; only the raw-body parser hands on a stream.
@@ -86,11 +118,13 @@ async function uploadedFile(request: FastifyRequest): Promise<Readable> {
       'send the model file as application/octet-stream or as multipart/form-data, or a deployment as JSON',
     );
   }
-  return request.body;
+  return { file: request.body };
 }
 
 export function registerModelRoutes(app: FastifyInstance, { registry, predictor }: HttpDeps): void {
   const healthOf: HealthOf = (version) => predictor.healthOf(version);
+  const deployUpload = (tenantId: string, name: string, upload: Awaited<ReturnType<typeof uploadedFile>>) =>
+    registry.deploy(tenantId, name, upload.file, upload.manifest);
   app.post<NameParams>(
     '/v1/models/:name/versions',
     { config: { scope: 'deploy' } },
@@ -100,7 +134,7 @@ export function registerModelRoutes(app: FastifyInstance, { registry, predictor 
       try {
         ({ version } = isJsonBody(request)
           ? await registry.deployDefinition(tenantId, request.params.name, request.body)
-          : await registry.deploy(tenantId, request.params.name, await uploadedFile(request)));
+          : await deployUpload(tenantId, request.params.name, await uploadedFile(request)));
       } catch (error) {
         // A refusal before the whole body arrived (too large, bad name) leaves the client sending: close the
         // connection after the answer, as Fastify does at its body limit, rather than keep it busy (and
