@@ -1,5 +1,6 @@
-// Writes the example models (an Iris classifier trained here, and a wide random MLP for batching
-// benchmarks) deterministically: `npx tsx examples/build.ts [outDir]`, default examples/models.
+// Writes the example models (an Iris classifier trained here, a wide random MLP for batching benchmarks,
+// and a small random convolutional net over 320×320 images for large-tensor benchmarks)
+// deterministically: `npx tsx examples/build.ts [outDir]`, default examples/models.
 
 import { createHash } from 'node:crypto';
 import { mkdirSync, readFileSync, realpathSync, writeFileSync } from 'node:fs';
@@ -17,6 +18,12 @@ const IRIS_EPOCHS = 2000;
 const IRIS_LEARNING_RATE = 0.1;
 const IRIS_MIN_ACCURACY = 0.95;
 const WIDE_LAYER_SIZES = [64, 1024, 1024, 1024, 16];
+/** The conv model's input: one RGB image of CONV_IMAGE_SIZE × CONV_IMAGE_SIZE, channels first. */
+export const CONV_IMAGE_SIZE = 320;
+export const CONV_CHANNELS = 3;
+/** Output channels of its 3×3 stride-2 Conv + Relu layers (320 → 160 → 80 → 40 → 20 pixels a side). */
+const CONV_LAYER_CHANNELS = [16, 24, 32, 32];
+export const CONV_CLASSES = 10;
 const SEED = 20240601;
 
 export interface IrisData {
@@ -231,6 +238,71 @@ export function buildWideMlpModel(): Uint8Array {
   });
 }
 
+/** He-uniform 3×3 kernels [out][in][3][3] and zero biases, the layout ONNX Conv expects. */
+function initConvLayer(
+  rng: () => number,
+  index: number,
+  inputs: number,
+  outputs: number,
+): Float32Initializer[] {
+  const fanIn = inputs * 3 * 3;
+  const limit = Math.sqrt(6 / fanIn);
+  return [
+    {
+      name: `K${index}`,
+      dims: [outputs, inputs, 3, 3],
+      values: Float32Array.from({ length: outputs * fanIn }, () => (rng() * 2 - 1) * limit),
+    },
+    { name: `c${index}`, dims: [outputs], values: new Float32Array(outputs) },
+  ];
+}
+
+/**
+ * A small random-weight CNN over one 320×320 RGB image (1.2 MB of float32 input): four 3×3 stride-2
+ * Conv + Relu layers with few channels, a global average pool and a Gemm to CONV_CLASSES scores. Sized so
+ * that one inference costs a few milliseconds (about 3 ms on one ONNX Runtime thread of a 2-core AMD EPYC
+ * VM), so that moving the input's bytes is a visible part of serving it. Its outputs mean nothing.
+ */
+export function buildConvModel(): Uint8Array {
+  const rng = createRng(SEED + 2);
+  const initializers: Float32Initializer[] = [];
+  const nodes: NodeSpec[] = [];
+  let current = 'image';
+  let channels = CONV_CHANNELS;
+  CONV_LAYER_CHANNELS.forEach((outputs, i) => {
+    initializers.push(...initConvLayer(rng, i, channels, outputs));
+    nodes.push({
+      opType: 'Conv',
+      inputs: [current, `K${i}`, `c${i}`],
+      outputs: [`conv${i}`],
+      attributes: { kernel_shape: { ints: [3, 3] }, strides: { ints: [2, 2] }, pads: { ints: [1, 1, 1, 1] } },
+    });
+    nodes.push({ opType: 'Relu', inputs: [`conv${i}`], outputs: [`feature${i}`] });
+    current = `feature${i}`;
+    channels = outputs;
+  });
+  const head = initLayer(rng, channels, CONV_CLASSES);
+  initializers.push(toInitializer('Wh', head.weights), toInitializer('bh', head.biases));
+  nodes.push(
+    { opType: 'GlobalAveragePool', inputs: [current], outputs: ['pooled'] },
+    { opType: 'Flatten', inputs: ['pooled'], outputs: ['flat'], attributes: { axis: { int: 1 } } },
+    { opType: 'Gemm', inputs: ['flat', 'Wh', 'bh'], outputs: ['scores'] },
+  );
+  console.log(
+    `conv: ${CONV_CHANNELS} → ${CONV_LAYER_CHANNELS.join(' → ')} channels, ${CONV_IMAGE_SIZE}×${CONV_IMAGE_SIZE} input`,
+  );
+  return buildModel({
+    name: 'conv',
+    docString: 'Random-weight convolutional net for large-tensor benchmarks; its outputs mean nothing.',
+    inputs: [
+      { name: 'image', type: 'float32', shape: ['batch', CONV_CHANNELS, CONV_IMAGE_SIZE, CONV_IMAGE_SIZE] },
+    ],
+    outputs: [{ name: 'scores', type: 'float32', shape: ['batch', CONV_CLASSES] }],
+    initializers,
+    nodes,
+  });
+}
+
 // Written the way Prettier formats it, so the generated file passes the repo's format check.
 function formatLabelsJson(): Uint8Array {
   return Buffer.from(`[${IRIS_SPECIES.map((species) => JSON.stringify(species)).join(', ')}]\n`);
@@ -255,6 +327,7 @@ function buildExamples(outDir: string = DEFAULT_OUT_DIR): void {
   writeArtifact(outDir, 'iris.onnx', buildIrisModel());
   writeArtifact(outDir, 'iris.labels.json', formatLabelsJson());
   writeArtifact(outDir, 'wide-mlp.onnx', buildWideMlpModel());
+  writeArtifact(outDir, 'conv.onnx', buildConvModel());
 }
 
 // Node runs the main module from its real path, so compare against the resolved argv[1].

@@ -87,9 +87,23 @@ describe('examples/build.ts', () => {
     }
   });
 
+  test('conv takes [N, 3, 320, 320] images and returns finite [N, 10] scores', async () => {
+    const session = await loadSession(firstDir, 'conv.onnx');
+    const pixels = 3 * 320 * 320;
+    for (const batch of [1, 2]) {
+      const input = Float32Array.from({ length: batch * pixels }, (_, i) => (i % 256) / 255);
+      const { scores } = await session.run({ image: new Tensor('float32', input, [batch, 3, 320, 320]) });
+      assert.deepEqual(scores!.dims, [batch, 10]);
+      assert.ok(
+        (scores!.data as Float32Array).every(Number.isFinite),
+        `non-finite output for batch ${batch}`,
+      );
+    }
+  });
+
   test('two builds write identical bytes', async () => {
     const fileNames = (await readdir(firstDir)).sort();
-    assert.deepEqual(fileNames, ['iris.labels.json', 'iris.onnx', 'wide-mlp.onnx']);
+    assert.deepEqual(fileNames, ['conv.onnx', 'iris.labels.json', 'iris.onnx', 'wide-mlp.onnx']);
     assert.deepEqual((await readdir(secondDir)).sort(), fileNames);
     for (const fileName of fileNames) {
       const [first, second] = await Promise.all([

@@ -1,0 +1,146 @@
+// The runtimes benchmark's http part: a model server that runs one request at a time and gains from
+// batches (wide-mlp behind bench/peers/v2-upstream.ts, Open Inference Protocol v2 JSON), called directly,
+// and through modelgate's http runtime, which batches in front of it; one row per request, 1 and 64 clients.
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { startServer } from './children.ts';
+import { SETUPS, type Cell } from './runtimes-report.ts';
+import {
+  addNote,
+  autocannonLoad,
+  call,
+  checkAnswer,
+  expectStatus,
+  jsonOf,
+  largestDifference,
+  log,
+  measureSetup,
+  parseListeningLine,
+  peerEnv,
+  startModelgate,
+  type Part,
+  type RunContext,
+} from './runtimes-measure.ts';
+import { REPO_ROOT } from './servers.ts';
+import { buildWorkload, type Workload } from './workload.ts';
+
+const CLIENTS = [1, 64];
+
+/**
+ * How many calls modelgate has in flight to the upstream. The upstream runs one inference at a time, so
+ * more only queue there; with one, every request that arrives while a call runs joins the next batch.
+ * Alternating 3 s runs at 64 clients (2026-12-04, four each, on a busy machine): concurrency 1 served
+ * 7.9k req/s summed, 2 served 6.4k, 4 served 5.9k, with batches of ~31, ~19 and ~12 rows.
+ */
+const HTTP_UPSTREAM_CONCURRENCY = 1;
+const UPSTREAM_MODEL = 'wide-mlp';
+
+/** Built once per run, the same bytes every round. */
+let cachedWorkload: Workload | undefined;
+
+async function runHttpPart(context: RunContext): Promise<Cell[]> {
+  const { options } = context;
+  const workload = (cachedWorkload ??= buildWorkload('wide-mlp'));
+  const modelPath = join(context.runDir, 'wide-mlp.onnx');
+  writeFileSync(modelPath, workload.onnx);
+  const headers = { 'content-type': 'application/json', authorization: `Bearer ${context.adminKey}` };
+  const cells: Cell[] = [];
+
+  log(`starting ${SETUPS.upstream.label}`);
+  const upstream = await startServer({
+    label: 'v2-upstream',
+    command: process.execPath,
+    args: [
+      '--import',
+      'tsx',
+      join(REPO_ROOT, 'bench/peers/v2-upstream.ts'),
+      '--port',
+      '0',
+      `--model=${UPSTREAM_MODEL}=${modelPath}`,
+    ],
+    cwd: REPO_ROOT,
+    env: peerEnv(),
+    parseReadyLine: parseListeningLine,
+  });
+  try {
+    // The same upstream process serves both setups: ORT's default thread pool behaves differently from one
+    // process start to the next (see README, Realtime results), and both should meet the same one.
+    const metadata = await call(`${upstream.url}/v2/models/${UPSTREAM_MODEL}`, {});
+    expectStatus(metadata, 200, 'upstream metadata');
+    const directBody = JSON.stringify({
+      inputs: [{ name: 'x', datatype: 'FP32', shape: [1, workload.row.length], data: workload.row }],
+    });
+    const directUrl = `${upstream.url}/v2/models/${UPSTREAM_MODEL}/infer`;
+    const direct = await call(directUrl, { body: directBody, headers });
+    expectStatus(direct, 200, SETUPS.upstream.label);
+    const reference = (jsonOf(direct).outputs as { data: number[] }[])[0]!.data;
+    checkAnswer(context, 'upstream', 0, { announced: upstream.info, metadata: jsonOf(metadata) });
+    const upstreamOnly = { processes: { upstream: upstream.pid } };
+    cells.push(
+      ...(await measureSetup(
+        'upstream',
+        upstreamOnly,
+        autocannonLoad(directUrl, headers, directBody),
+        options,
+        CLIENTS,
+      )),
+    );
+
+    log(`starting ${SETUPS['modelgate-http'].label}`);
+    const modelgate = await startModelgate(context, 'http');
+    try {
+      const deployment = {
+        runtime: 'http',
+        protocol: 'v2',
+        url: upstream.url,
+        model: UPSTREAM_MODEL,
+        concurrency: HTTP_UPSTREAM_CONCURRENCY,
+        timeoutMs: 30_000,
+      };
+      const deployed = await call(`${modelgate.url}/v1/models/wide-http/versions`, {
+        key: context.adminKey,
+        json: deployment,
+      });
+      if (deployed.status !== 201) {
+        // A checkout without the http runtime (or one that refuses this upstream): the direct half stands alone.
+        const why = `deploying the http runtime answered ${deployed.status}: ${deployed.bytes.toString().slice(0, 300)}`;
+        log(`  ${why}; skipping ${SETUPS['modelgate-http'].label}`);
+        addNote(context, `modelgate-http not measured: ${why}`);
+        return cells;
+      }
+      const url = `${modelgate.url}/v1/models/wide-http/predict`;
+      const body = workload.body;
+      const answer = await call(url, { body, headers });
+      expectStatus(answer, 200, SETUPS['modelgate-http'].label);
+      const outputs = jsonOf(answer).outputs as { y: number[][] };
+      checkAnswer(context, 'modelgate-http', largestDifference(outputs.y[0]!, reference), {
+        deployment,
+        deployedVersion: (jsonOf(deployed).versions as unknown[] | undefined)?.[0],
+      });
+      const serving = {
+        processes: { modelgate: modelgate.pid, upstream: upstream.pid },
+        modelgate: { url: modelgate.url, model: 'wide-http' },
+      };
+      cells.push(
+        ...(await measureSetup(
+          'modelgate-http',
+          serving,
+          autocannonLoad(url, headers, body),
+          options,
+          CLIENTS,
+        )),
+      );
+    } finally {
+      await modelgate.stop();
+    }
+  } finally {
+    await upstream.stop();
+  }
+  return cells;
+}
+
+export const httpPart: Part = {
+  clients: CLIENTS,
+  settings: { upstreamModel: UPSTREAM_MODEL, upstreamConcurrency: HTTP_UPSTREAM_CONCURRENCY },
+  run: runHttpPart,
+};

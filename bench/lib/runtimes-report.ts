@@ -1,0 +1,250 @@
+// The runtimes benchmark's verdict: its setups and their labels, one cell per setup and client count (the
+// median of its rounds), the results table as text, and the targets checked against the cells. A cell
+// with failed requests is flagged, and a target that depends on one fails rather than trusting it.
+import type { BatchStats } from './modelgate-metrics.ts';
+
+export const PART_IDS = ['command', 'http', 'large'] as const;
+export type PartId = (typeof PART_IDS)[number];
+
+export const SETUP_IDS = [
+  'pipe',
+  'python-http',
+  'modelgate-command',
+  'upstream',
+  'modelgate-http',
+  'in-process',
+  'modelgate-binary',
+  'modelgate-json',
+] as const;
+export type SetupId = (typeof SETUP_IDS)[number];
+
+export const SETUPS: Record<SetupId, { part: PartId; label: string }> = {
+  pipe: { part: 'command', label: '(a) predict.py over its pipe' },
+  'python-http': { part: 'command', label: '(b) hand-written http.server' },
+  'modelgate-command': { part: 'command', label: '(c) modelgate command runtime' },
+  upstream: { part: 'http', label: 'upstream direct (v2 JSON)' },
+  'modelgate-http': { part: 'http', label: 'modelgate http runtime -> upstream' },
+  'in-process': { part: 'large', label: '(i) in-process session.run' },
+  'modelgate-binary': { part: 'large', label: '(ii) modelgate /v2 binary' },
+  'modelgate-json': { part: 'large', label: '(iii) modelgate /v2 JSON' },
+};
+
+/** What each part's other setups are compared with in the table. */
+export const REFERENCE_SETUP: Record<PartId, SetupId> = {
+  command: 'python-http',
+  http: 'upstream',
+  large: 'in-process',
+};
+
+/** Above this many cores of outside work during a cell (the machine is shared), the cell is noisy. */
+export const NOISY_OTHER_CPU_CORES = 0.25;
+
+export interface Cell {
+  part: PartId;
+  setup: SetupId;
+  clients: number;
+  requestsPerSecond: number;
+  p50Ms: number;
+  p99Ms: number;
+  meanMs: number;
+  /** Successful answers (2xx, or a program's `result`). */
+  responsesOk: number;
+  /** Answered with a failure (non-2xx, or a program's `error`). */
+  failed: number;
+  /** Requests that got no answer (connection errors, timeouts). */
+  errors: number;
+  durationSeconds: number;
+  /**
+   * CPU cores of the serving side during the cell: every process of the setup with everything they started
+   * (modelgate with its programs; modelgate and the upstream it calls). For (i) it is the benchmark process.
+   */
+  serverCpuCores: number;
+  serverCpuUsPerRequest: number;
+  /** The serving side's cores by process, e.g. {"modelgate": 0.8, "programs": 0.9}. */
+  serverCpuCoresByProcess: Record<string, number>;
+  /** CPU cores of the benchmark process (the load generator); for (i), 0: the server is this process. */
+  loadGeneratorCpuCores: number;
+  /** Busy cores of the machine minus the two above: other work on this shared machine. */
+  otherCpuCores: number;
+  /** modelgate setups: what its batcher did during the cell (from its /metrics). */
+  modelgateBatches?: BatchStats;
+  /** Measurements taken (more than 1 when other work made the first ones noisy). */
+  attempts: number;
+  /** req/s of this cell in every round, in order; the cell itself is the median round. */
+  roundsRequestsPerSecond?: number[];
+  ok: boolean;
+}
+
+export interface TargetCheck {
+  target: string;
+  /** null when a cell it needs was not measured in this run. */
+  pass: boolean | null;
+  detail: string;
+}
+
+export const isNoisy = (cell: Cell) => cell.otherCpuCores > NOISY_OTHER_CPU_CORES;
+
+const findCell = (cells: readonly Cell[], setup: SetupId, clients: number) =>
+  cells.find((cell) => cell.setup === setup && cell.clients === clients);
+
+const fmt = (value: number, digits: number) => (Number.isFinite(value) ? value.toFixed(digits) : 'n/a');
+
+/**
+ * One cell per setup and clients: the round with the median req/s (the lower middle of an even count),
+ * carrying every round's req/s.
+ */
+export function medianCells(rounds: readonly Cell[]): Cell[] {
+  const groups = new Map<string, Cell[]>();
+  for (const cell of rounds) {
+    const key = `${cell.setup} ${cell.clients}`;
+    groups.set(key, [...(groups.get(key) ?? []), cell]);
+  }
+  const cells = [...groups.values()].map((group) => {
+    const sorted = [...group].sort((a, b) => a.requestsPerSecond - b.requestsPerSecond);
+    const median = sorted[Math.floor((sorted.length - 1) / 2)]!;
+    return { ...median, roundsRequestsPerSecond: group.map((cell) => cell.requestsPerSecond) };
+  });
+  return cells.sort(
+    (a, b) =>
+      PART_IDS.indexOf(a.part) - PART_IDS.indexOf(b.part) ||
+      a.clients - b.clients ||
+      SETUP_IDS.indexOf(a.setup) - SETUP_IDS.indexOf(b.setup),
+  );
+}
+
+export function formatTable(cells: readonly Cell[]): string {
+  const header = [
+    'part',
+    'clients',
+    'setup',
+    'req/s',
+    'rounds min-max',
+    'req/s vs ref',
+    'p50 ms',
+    'p50 vs ref',
+    'p99 ms',
+    'mean ms',
+    'failed',
+    'server cores',
+    'CPU us/req',
+    '',
+  ];
+  const rows = cells.map((cell) => {
+    // The part's reference at the same clients; the in-process run has one client only.
+    const reference =
+      findCell(cells, REFERENCE_SETUP[cell.part], cell.clients) ??
+      (cell.part === 'large' ? findCell(cells, 'in-process', 1) : undefined);
+    const isReference = cell.setup === REFERENCE_SETUP[cell.part];
+    return [
+      cell.part,
+      String(cell.clients),
+      SETUPS[cell.setup].label,
+      fmt(cell.requestsPerSecond, 0),
+      cell.roundsRequestsPerSecond
+        ? `${fmt(Math.min(...cell.roundsRequestsPerSecond), 0)}-${fmt(Math.max(...cell.roundsRequestsPerSecond), 0)}`
+        : '',
+      reference && !isReference ? `${fmt(cell.requestsPerSecond / reference.requestsPerSecond, 2)}x` : '',
+      fmt(cell.p50Ms, 2),
+      reference && !isReference ? `${fmt(cell.p50Ms / reference.p50Ms, 2)}x` : '',
+      fmt(cell.p99Ms, 2),
+      fmt(cell.meanMs, 2),
+      String(cell.failed + cell.errors),
+      fmt(cell.serverCpuCores, 2),
+      fmt(cell.serverCpuUsPerRequest, 0),
+      [
+        cell.ok ? '' : '<< FAILED REQUESTS',
+        isNoisy(cell) ? `~ noisy: other work used ${fmt(cell.otherCpuCores, 2)} cores` : '',
+      ]
+        .filter(Boolean)
+        .join(' '),
+    ];
+  });
+  const widths = header.map((title, i) => Math.max(title.length, ...rows.map((row) => row[i]!.length)));
+  const leftAligned = new Set([0, 2, 13]);
+  const line = (row: string[]) =>
+    row
+      .map((text, i) => (leftAligned.has(i) ? text.padEnd(widths[i]!) : text.padStart(widths[i]!)))
+      .join('  ')
+      .trimEnd();
+  return [line(header), line(widths.map((width) => '-'.repeat(width))), ...rows.map(line)].join('\n');
+}
+
+function compare(
+  cells: readonly Cell[],
+  target: string,
+  subject: [SetupId, number],
+  reference: [SetupId, number],
+  check: (subject: Cell, reference: Cell) => { pass: boolean; detail: string },
+): TargetCheck {
+  const measured = findCell(cells, ...subject);
+  const base = findCell(cells, ...reference);
+  if (!measured || !base) return { target, pass: null, detail: 'not measured in this run' };
+  const { pass, detail } = check(measured, base);
+  if (!measured.ok || !base.ok)
+    return { target, pass: false, detail: `${detail}; a cell had failed requests` };
+  return { target, pass, detail };
+}
+
+const throughputAtLeast = (factor: number) => (subject: Cell, reference: Cell) => ({
+  pass: subject.requestsPerSecond >= factor * reference.requestsPerSecond,
+  detail: `${fmt(subject.requestsPerSecond, 0)} vs ${fmt(reference.requestsPerSecond, 0)} req/s = ${fmt(subject.requestsPerSecond / reference.requestsPerSecond, 3)}x`,
+});
+
+const p50WithinMs = (ms: number) => (subject: Cell, reference: Cell) => ({
+  pass: subject.p50Ms - reference.p50Ms <= ms,
+  detail: `${fmt(subject.p50Ms, 3)} vs ${fmt(reference.p50Ms, 3)} ms (difference ${fmt(subject.p50Ms - reference.p50Ms, 3)} ms)`,
+});
+
+export function checkTargets(cells: readonly Cell[]): TargetCheck[] {
+  return [
+    compare(
+      cells,
+      '(c) req/s >= 1.5x (b) at 64 clients',
+      ['modelgate-command', 64],
+      ['python-http', 64],
+      throughputAtLeast(1.5),
+    ),
+    compare(
+      cells,
+      '(c) p50 <= (b) p50 + 1 ms at 1 client',
+      ['modelgate-command', 1],
+      ['python-http', 1],
+      p50WithinMs(1),
+    ),
+    compare(
+      cells,
+      'modelgate in front adds <= 1 ms p50 at 1 client',
+      ['modelgate-http', 1],
+      ['upstream', 1],
+      p50WithinMs(1),
+    ),
+    compare(
+      cells,
+      "modelgate in front >= 2x the upstream's own req/s at 64 clients",
+      ['modelgate-http', 64],
+      ['upstream', 64],
+      throughputAtLeast(2),
+    ),
+    compare(
+      cells,
+      '(ii) binary p50 <= 1.3x (i) in-process p50 at 1 client',
+      ['modelgate-binary', 1],
+      ['in-process', 1],
+      (binary, inProcess) => ({
+        pass: binary.p50Ms <= 1.3 * inProcess.p50Ms,
+        detail:
+          `${fmt(binary.p50Ms, 3)} vs ${fmt(inProcess.p50Ms, 3)} ms = ${fmt(binary.p50Ms / inProcess.p50Ms, 3)}x ` +
+          `(mean ${fmt(binary.meanMs / inProcess.meanMs, 2)}x)`,
+      }),
+    ),
+  ];
+}
+
+export function formatTargets(checks: readonly TargetCheck[]): string {
+  return checks
+    .map((check) => {
+      const verdict = check.pass === null ? 'N/A ' : check.pass ? 'PASS' : 'FAIL';
+      return `${verdict}  ${check.target}: ${check.detail}`;
+    })
+    .join('\n');
+}
