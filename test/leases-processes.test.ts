@@ -19,6 +19,9 @@ async function workerStatus(client: ModelgateClient, id: string): Promise<string
   return listed.workers.find((worker) => worker.id === id)?.status;
 }
 
+/** Rows of the job paused mid-run. */
+const PAUSED_ROWS = 400;
+
 describe('leases across processes', { concurrency: 1 }, () => {
   clusterTest(
     'a worker paused mid-job loses its lease by itself: another runs the job, the paused one shows gone, its late result is refused',
@@ -27,8 +30,8 @@ describe('leases across processes', { concurrency: 1 }, () => {
     async (cluster) => {
       const { client, workers } = await startProcesses(cluster, 2);
       await client.deploy('slow', buildSlowModel());
-      // ~3.4 s of inference: the pause lands while it runs.
-      const { id } = await client.submitJob('slow', { instances: slowInput(1, 800) });
+      // ~1.7 s of inference on a fast machine, ~4x that on a slow one: the pause lands while it runs.
+      const { id } = await client.submitJob('slow', { instances: slowInput(1, PAUSED_ROWS) });
       const holderId = await waitUntilRunning(cluster, id);
       const holder = workers.find((worker) => worker.id === holderId)!;
       const survivor = workers.find((worker) => worker.id !== holderId)!;
@@ -50,10 +53,12 @@ describe('leases across processes', { concurrency: 1 }, () => {
       // Woken, the paused worker finishes its attempt and is refused by the fence: the job stays as the
       // survivor recorded it.
       holder.signal('SIGCONT');
+      // It has the rest of its inference to run first (on a slow machine, most of it).
       await waitUntil(
         'the woken worker to count its attempt as lost',
         () => holder.jobAttempts(),
         (counts) => counts['slow/lost'] === 1,
+        { timeoutMs: 45_000 },
       );
       assert.deepEqual(await holder.jobAttempts(), { 'slow/lost': 1 });
       const after = await selectJobRow(cluster, id);
@@ -62,7 +67,7 @@ describe('leases across processes', { concurrency: 1 }, () => {
         ['succeeded', 2, finished.finished_at?.getTime()],
       );
       const job = await client.getJob(id);
-      assert.deepEqual(job.result, slowResult(1, 800));
+      assert.deepEqual(job.result, slowResult(1, PAUSED_ROWS));
       // It heartbeats again, and is active again.
       await waitUntil(
         'the woken worker to be active again',

@@ -4,7 +4,9 @@ import type { Command } from 'commander';
 import { pino } from 'pino';
 import { resolveConfig, type ConfigInput } from '../config/config.ts';
 import type { Logger } from 'pino';
-import { startPlatform, type Platform } from '../platform.ts';
+// The platform (Fastify, ONNX Runtime, the stores) is loaded only by the commands that run it, so the
+// API commands start fast.
+import type { Platform } from '../platform.ts';
 
 interface ServeFlags {
   config?: string;
@@ -81,6 +83,7 @@ export function registerServeCommand(program: Command): void {
     .action(async (flags: ServeFlags) => {
       const config = configFrom(flags, flags.workers === false ? false : undefined);
       const logger = pino({ level: config.logLevel, base: { component: 'modelgate' } });
+      const { startPlatform } = await import('../platform.ts');
       const platform = await startPlatform(config, { logger, deployExamples: flags.examples });
       printWelcome(platform.url!, platform.generatedAdminKey?.secret, flags.examples === true);
       closeOnSignal(platform, logger);
@@ -101,6 +104,7 @@ export function registerServeCommand(program: Command): void {
     .action(async (flags: ServeFlags) => {
       const config = configFrom(flags, true);
       const logger = pino({ level: config.logLevel, base: { component: 'modelgate-worker' } });
+      const { startPlatform } = await import('../platform.ts');
       const platform = await startPlatform(config, { logger, http: false });
       const metrics = platform.metricsUrl ? `; metrics at ${platform.metricsUrl}/metrics` : '';
       process.stderr.write(
