@@ -438,17 +438,12 @@ class HttpRunner implements ModelRunner {
 
   /** Checks the server is up (its health route, when it has one), then keeps checking while loaded. */
   load(): Promise<void> {
-    this.loading ??= this.check().then(
-      () => {
-        if (!this.ready) throw unavailable(`the upstream is not ready: ${this.lastError}`);
-        this.scheduleHealthCheck();
-      },
-      (error: unknown) => {
-        this.loading = undefined;
-        throw error;
-      },
-    );
-    return this.loading;
+    // The first check starts the periodic ones, whatever it finds: a server that was down at load is not
+    // asked again on every request, and `ready` follows it when it comes back.
+    this.loading ??= this.check().finally(() => this.scheduleHealthCheck());
+    return this.loading.then(() => {
+      if (!this.ready) throw unavailable(`the upstream is not ready: ${this.lastError}`);
+    });
   }
 
   private scheduleHealthCheck(): void {
@@ -491,7 +486,8 @@ class HttpRunner implements ModelRunner {
         details: { url: this.settings.url, setting: 'upstreamAllowedNetworks' },
       });
     }
-    if (!this.loading) await this.load().catch(() => undefined);
+    // Starts the health checks on first use; the call itself says whether the server answers.
+    if (!this.loading) void this.load().catch(() => undefined);
     const rows = hasFreeBatchDimension(this.settings.signature)
       ? batchRows(Object.values(inputs)[0]!)
       : undefined;
