@@ -1,10 +1,15 @@
 // The runtimes benchmark's large part: a convolutional model (examples/build.ts buildConvModel) on one
 // 320×320 RGB image, 1.2 MB of float32: (i) onnxruntime-node in this process with modelgate's session
 // options, and modelgate's POST /v2/models/conv/infer with (ii) Triton's binary tensor extension and
-// (iii) JSON; 1 client (and 4 for modelgate), a closed loop of undici requests.
+// (iii) JSON, and (0) the transport floor: a bare node:http server that reads the same binary request and
+// answers modelgate's binary response bytes, with no inference; 1 client (and 4 for modelgate), a closed
+// loop of undici requests.
+import { writeFileSync } from 'node:fs';
 import { endianness } from 'node:os';
+import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { buildConvModel, CONV_CHANNELS, CONV_IMAGE_SIZE, createRng } from '../../examples/build.ts';
+import { startServer } from './children.ts';
 import { runClosedLoop } from './closed-loop.ts';
 import { SETUPS, type Cell } from './runtimes-report.ts';
 import {
@@ -15,13 +20,15 @@ import {
   largestDifference,
   log,
   measureSetup,
+  parseListeningLine,
+  peerEnv,
   startModelgate,
   undiciLoad,
   type Part,
   type RunCell,
   type RunContext,
 } from './runtimes-measure.ts';
-import { modelgateConfigFor } from './servers.ts';
+import { modelgateConfigFor, REPO_ROOT } from './servers.ts';
 
 const CLIENTS = [1, 4];
 
@@ -78,7 +85,10 @@ async function runLargePart(context: RunContext): Promise<Cell[]> {
   }
 
   log(`starting modelgate for ${SETUPS['modelgate-binary'].label} and ${SETUPS['modelgate-json'].label}`);
+  const path = '/v2/models/conv/infer';
   const modelgate = await startModelgate(context, 'large');
+  let binaryAnswer: Buffer;
+  let binaryRequest: { body: Buffer; headers: Record<string, string> };
   try {
     const deployed = await call(`${modelgate.url}/v1/models/conv/versions`, {
       key: context.adminKey,
@@ -86,7 +96,6 @@ async function runLargePart(context: RunContext): Promise<Cell[]> {
       headers: { 'content-type': 'application/octet-stream' },
     });
     expectStatus(deployed, 201, 'deploying conv');
-    const path = '/v2/models/conv/infer';
     const auth = { authorization: `Bearer ${context.adminKey}` };
 
     // (ii) Triton's binary tensor extension: a JSON header, then the image's raw bytes; the scores back raw.
@@ -111,6 +120,8 @@ async function runLargePart(context: RunContext): Promise<Cell[]> {
     };
     const binary = await call(`${modelgate.url}${path}`, { body: binaryBody, headers: binaryHeaders });
     expectStatus(binary, 200, SETUPS['modelgate-binary'].label);
+    binaryAnswer = binary.bytes;
+    binaryRequest = { body: binaryBody, headers: binaryHeaders };
     const headerLength = Number(binary.headers.get('inference-header-content-length'));
     const raw = binary.bytes.subarray(headerLength);
     const binaryScores = Array.from(
@@ -157,6 +168,40 @@ async function runLargePart(context: RunContext): Promise<Cell[]> {
     );
   } finally {
     await modelgate.stop();
+  }
+
+  // (0) What moving these bytes over HTTP costs here without any inference: the floor of any API round trip.
+  log(`starting ${SETUPS['transport-floor'].label}`);
+  const answerPath = join(context.runDir, 'conv.response.bin');
+  writeFileSync(answerPath, binaryAnswer);
+  const floor = await startServer({
+    label: 'transport-floor',
+    command: process.execPath,
+    args: [
+      '--import',
+      'tsx',
+      join(REPO_ROOT, 'bench/peers/fixed-response.ts'),
+      '--port',
+      '0',
+      `--response=conv=${answerPath}`,
+    ],
+    cwd: REPO_ROOT,
+    env: peerEnv(),
+    parseReadyLine: parseListeningLine,
+  });
+  try {
+    checkAnswer(context, 'transport-floor', 0, { answers: 'the bytes of (ii), without reading them' });
+    cells.push(
+      ...(await measureSetup(
+        'transport-floor',
+        { processes: { 'node:http': floor.pid } },
+        undiciLoad(floor.url, path, binaryRequest.headers, binaryRequest.body),
+        options,
+        [1],
+      )),
+    );
+  } finally {
+    await floor.stop();
   }
   return cells;
 }

@@ -13,6 +13,7 @@ export const SETUP_IDS = [
   'upstream',
   'modelgate-http',
   'in-process',
+  'transport-floor',
   'modelgate-binary',
   'modelgate-json',
 ] as const;
@@ -25,6 +26,7 @@ export const SETUPS: Record<SetupId, { part: PartId; label: string }> = {
   upstream: { part: 'http', label: 'upstream direct (v2 JSON)' },
   'modelgate-http': { part: 'http', label: 'modelgate http runtime -> upstream' },
   'in-process': { part: 'large', label: '(i) in-process session.run' },
+  'transport-floor': { part: 'large', label: '(0) bare node:http, same bytes, no model' },
   'modelgate-binary': { part: 'large', label: '(ii) modelgate /v2 binary' },
   'modelgate-json': { part: 'large', label: '(iii) modelgate /v2 JSON' },
 };
