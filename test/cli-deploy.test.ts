@@ -382,6 +382,10 @@ describe('modelgate deploy', { concurrency: true }, () => {
             '8',
             '--upstream-timeout-ms',
             '2500',
+            '--upstream-header',
+            'Authorization=Bearer upstream-secret',
+            '--upstream-header',
+            'X-Tenant=a=b',
             '--timeout-ms',
             '900',
           ]),
@@ -416,6 +420,7 @@ describe('modelgate deploy', { concurrency: true }, () => {
           signature: IRIS_SIGNATURE,
           concurrency: 8,
           timeoutMs: 2500,
+          headers: { Authorization: 'Bearer upstream-secret', 'X-Tenant': 'a=b' },
         });
         assert.deepEqual(JSON.parse(sent('PATCH', '/v1/models/everything').body), {
           settings: { timeoutMs: 900 },

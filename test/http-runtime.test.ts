@@ -338,6 +338,47 @@ describe('an upstream that fails', () => {
     );
   });
 
+  test('health checks after a good load: GET /v1/models shows the upstream going down and coming back', async () => {
+    let healthy = true;
+    behave = (request, body, response) => {
+      if (request.url === '/healthz') {
+        response.writeHead(healthy ? 200 : 503);
+        return void response.end(healthy ? 'ok' : '{"error": "reloading weights"}');
+      }
+      const rows = (JSON.parse(body.toString()) as { instances: unknown[] }).instances.length;
+      response.end(fitting(rows));
+    };
+    const deployed = await deploy(front, 'watched', {
+      ...fakeV1(),
+      healthUrl: `${fakeUrl}/healthz`,
+      healthIntervalMs: 100,
+    });
+    assert.equal(deployed.status, 201, JSON.stringify(deployed.body));
+    const status = async () =>
+      (await front.call('GET', '/v1/models/watched', { key: front.adminKey })).body.versions[0]
+        .runtime_status as { state: string; error: string | null; checked_at: string };
+    const waitFor = async (state: string) => {
+      let seenStatus = await status();
+      for (let i = 0; i < 100 && seenStatus.state !== state; i++) {
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        seenStatus = await status();
+      }
+      assert.equal(seenStatus.state, state, JSON.stringify(seenStatus));
+      return seenStatus;
+    };
+    assert.equal((await predict(front, 'watched')).status, 200);
+    assert.equal((await waitFor('ready')).error, null);
+
+    healthy = false;
+    const down = await waitFor('unavailable');
+    assert.match(down.error!, /503.*reloading weights/);
+    healthy = true;
+    const back = await waitFor('ready');
+    assert.equal(back.error, null);
+    assert.ok(Date.parse(back.checked_at) >= Date.parse(down.checked_at));
+    assert.equal((await predict(front, 'watched')).status, 200);
+  });
+
   test('a job meeting a stalled upstream is retried, and succeeds once it answers', async () => {
     let calls = 0;
     behave = (_request, body, response) => {

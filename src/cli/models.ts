@@ -8,6 +8,7 @@ import { type Command, InvalidArgumentError, Option } from 'commander';
 import { create as createTar } from 'tar';
 import { isArchiveFile } from '../artifacts/unpack.ts';
 import type { HttpModelDefinition, ModelgateClient, ModelInfo } from '../client/client.ts';
+import { isPlainObject } from '../json.ts';
 import { clientFor, output, table, UsageError, withApiOptions, type ApiOptions } from './shared.ts';
 
 function parsePositiveNumber(value: string): number {
@@ -25,7 +26,7 @@ function parseCount(value: string): number {
 }
 
 /** `--env KEY=VALUE`, repeatable: each one adds a variable. */
-function parseEnv(value: string, previous: Record<string, string> | undefined): Record<string, string> {
+function parseKeyValue(value: string, previous: Record<string, string> | undefined): Record<string, string> {
   const equals = value.indexOf('=');
   if (equals < 1) throw new InvalidArgumentError('expected KEY=VALUE');
   return { ...previous, [value.slice(0, equals)]: value.slice(equals + 1) };
@@ -34,10 +35,6 @@ function parseEnv(value: string, previous: Record<string, string> | undefined): 
 /** `fields` without the ones left undefined (flags not given). */
 function definedFields<T extends object>(fields: T): Partial<T> {
   return Object.fromEntries(Object.entries(fields).filter(([, value]) => value !== undefined)) as Partial<T>;
-}
-
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
 /** The manifest at the root of a program's folder or archive (docs/runtimes.md); the server checks it. */
@@ -60,6 +57,7 @@ interface DeployOptions extends ApiOptions {
   healthUrl?: string;
   concurrency?: number;
   upstreamTimeoutMs?: number;
+  upstreamHeader?: Record<string, string>;
   batching?: boolean;
   maxBatchSize?: number;
   maxBatchDelayMs?: number;
@@ -85,6 +83,7 @@ const HTTP_FLAGS = {
   healthUrl: '--health-url',
   concurrency: '--concurrency',
   upstreamTimeoutMs: '--upstream-timeout-ms',
+  upstreamHeader: '--upstream-header',
 } as const;
 
 /** Those of `flags` given on the command line. */
@@ -126,7 +125,7 @@ async function folderManifest(
     () => false,
   );
   const own = exists ? await readJsonFile(file) : {};
-  if (!isRecord(own)) throw new UsageError(`${file} must hold a JSON object`);
+  if (!isPlainObject(own)) throw new UsageError(`${file} must hold a JSON object`);
   if (!exists && command.length === 0) {
     throw new UsageError(
       `${folder} has no ${MANIFEST_FILE}: say how to run its program after --, e.g. ` +
@@ -141,7 +140,7 @@ async function folderManifest(
       inFlight: options.inFlight,
       setupTimeoutMs: options.setupTimeoutMs,
       requestTimeoutMs: options.requestTimeoutMs,
-      env: options.env && { ...(isRecord(own.env) ? own.env : {}), ...options.env },
+      env: options.env && { ...(isPlainObject(own.env) ? own.env : {}), ...options.env },
       signature: options.signature === undefined ? undefined : await readJsonFile(options.signature),
     }),
   };
@@ -213,6 +212,7 @@ async function httpDefinition(options: DeployOptions): Promise<HttpModelDefiniti
       healthUrl: options.healthUrl,
       concurrency: options.concurrency,
       timeoutMs: options.upstreamTimeoutMs,
+      headers: options.upstreamHeader,
     }),
   };
 }
@@ -327,7 +327,7 @@ export function registerModelCommands(program: Command): void {
       'longest a copy may take to answer before it is restarted (server default 60000)',
       parseCount,
     )
-    .option('--env <KEY=VALUE>', 'an environment variable of the program (repeatable)', parseEnv)
+    .option('--env <KEY=VALUE>', 'an environment variable of the program (repeatable)', parseKeyValue)
     .option('--signature <file.json>', 'its {inputs, outputs} (also --runtime http, where v1 needs it)')
     .optionsGroup('Model server (--runtime http):')
     .option('--upstream-url <url>', 'v2: its base URL; v1: the URL predictions are POSTed to')
@@ -345,6 +345,11 @@ export function registerModelCommands(program: Command): void {
       '--upstream-timeout-ms <ms>',
       'longest one call to it may take (server default 30000)',
       parseCount,
+    )
+    .option(
+      '--upstream-header <NAME=VALUE>',
+      'a header sent with every call to it, e.g. its own Authorization (repeatable)',
+      parseKeyValue,
     )
     .optionsGroup('Serving (every form):')
     .option('--no-batching', 'serve each request alone')

@@ -5,6 +5,7 @@ import { Readable } from 'node:stream';
 import type { ArtifactStore } from '../artifacts/store.ts';
 import { isArchiveFile } from '../artifacts/unpack.ts';
 import { ModelgateError } from '../errors.ts';
+import { isPlainObject } from '../json.ts';
 import type { Runtime } from '../runtime/runtime.ts';
 import { publishChange } from '../store/changes.ts';
 import type { Db } from '../store/db.ts';
@@ -62,9 +63,6 @@ export function parseModelSettings(input: unknown): ModelSettings {
   }
   return result.data;
 }
-
-const isPlainObject = (value: unknown): value is Record<string, unknown> =>
-  typeof value === 'object' && value !== null && !Array.isArray(value);
 
 export class Registry {
   constructor(private readonly options: RegistryOptions) {}

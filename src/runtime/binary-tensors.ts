@@ -5,6 +5,7 @@
 // no IO.
 import { endianness } from 'node:os';
 import { ModelgateError } from '../errors.ts';
+import { isPlainObject } from '../json.ts';
 import { DATATYPES, type Datatype } from './signature.ts';
 import { elementCount, type Tensor, type TensorData } from './tensor.ts';
 
@@ -65,10 +66,6 @@ function invalid(name: string, message: string, details: Record<string, unknown>
   return new ModelgateError('invalid_input', `input "${name}": ${message}`, {
     details: { input: name, ...details },
   });
-}
-
-function isPlainObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
 /** The `parameters` object of a tensor entry, or undefined when it has none (or not an object). */

@@ -2,8 +2,9 @@
 // program's stdin and stdout. Requests carry tensors as base64 of their little-endian bytes (BYTES as JSON
 // strings); answers may use either encoding. A line that is not a protocol message is the caller's to log.
 import { ModelgateError } from '../errors.ts';
+import { isPlainObject } from '../json.ts';
 import { tensorToBinary } from './binary-tensors.ts';
-import { checkedOutputs, isObject, parseSignature } from './outputs.ts';
+import { checkedOutputs, parseSignature } from './outputs.ts';
 import type { ModelSignature, TensorSpec } from './signature.ts';
 import { tensorToJson, type NamedTensors } from './tensor.ts';
 
@@ -47,7 +48,7 @@ export function parseProgramLine(line: string): ProgramMessage | undefined {
   } catch {
     return undefined;
   }
-  if (!isObject(message)) return undefined;
+  if (!isPlainObject(message)) return undefined;
   if (message.type === 'ready') {
     const protocol = message.protocol ?? PROTOCOL_VERSION;
     if (protocol !== PROTOCOL_VERSION) {

@@ -11,6 +11,7 @@ import type { Logger } from 'pino';
 import { Pool, type Dispatcher } from 'undici';
 import { z } from 'zod';
 import { ModelgateError } from '../errors.ts';
+import { isPlainObject } from '../json.ts';
 import { RefusedTargetError, TargetPolicy } from '../network/targets.ts';
 import {
   BINARY_CONTENT_TYPE,
@@ -19,7 +20,7 @@ import {
   parseBinaryInferBody,
   parseInferenceHeaderLength,
 } from './binary-tensors.ts';
-import { checkedOutputs, isObject, parseSignature, type AnswerSource } from './outputs.ts';
+import { checkedOutputs, parseSignature, type AnswerSource } from './outputs.ts';
 import type { InspectedModel, ModelRunner, RunnableVersion, Runtime, RunnerHealth } from './runtime.ts';
 import { hasFreeBatchDimension, type ModelSignature, type TensorSpec } from './signature.ts';
 import { batchRows, inferShape, nestByShape, tensorToJson, type NamedTensors } from './tensor.ts';
@@ -120,7 +121,7 @@ function quotedMessage(answer: Answer): string {
   let message = text;
   try {
     const parsed: unknown = JSON.parse(text);
-    if (isObject(parsed)) {
+    if (isPlainObject(parsed)) {
       const field = parsed.error ?? parsed.detail ?? parsed.message;
       if (field !== undefined) message = typeof field === 'string' ? field : JSON.stringify(field);
     }
@@ -336,10 +337,10 @@ function v2Protocol(settings: HttpSettings, base: URL): Protocol {
         if (error instanceof ModelgateError && error.code === 'upstream_invalid_answer') throw error;
         throw badAnswer((error as Error).message);
       }
-      if (!isObject(header) || !Array.isArray(header.outputs)) throw badAnswer('it has no outputs list');
+      if (!isPlainObject(header) || !Array.isArray(header.outputs)) throw badAnswer('it has no outputs list');
       const byName: Record<string, unknown> = {};
       for (const entry of header.outputs as unknown[]) {
-        if (!isObject(entry) || typeof entry.name !== 'string') continue;
+        if (!isPlainObject(entry) || typeof entry.name !== 'string') continue;
         byName[entry.name] = { ...entry, data: binary.get(entry.name) ?? entry.data };
       }
       return checkedOutputs(byName, outputs, rows, invalidAnswer);
@@ -377,7 +378,7 @@ function v1Protocol(settings: HttpSettings, url: URL, health: URL | undefined): 
     },
     decode(answer, rows) {
       const parsed = parseJson(answer);
-      const predictions = isObject(parsed) ? parsed.predictions : undefined;
+      const predictions = isPlainObject(parsed) ? parsed.predictions : undefined;
       if (!Array.isArray(predictions)) throw badAnswer('it has no predictions list');
       if (predictions.length !== rows) {
         throw badAnswer(`it has ${predictions.length} predictions for ${rows} instances`);
@@ -387,7 +388,7 @@ function v1Protocol(settings: HttpSettings, url: URL, health: URL | undefined): 
       for (const spec of outputSpecs) {
         const column = predictions.map((prediction, row) => {
           if (only) return prediction;
-          if (!isObject(prediction) || !Object.hasOwn(prediction, spec.name)) {
+          if (!isPlainObject(prediction) || !Object.hasOwn(prediction, spec.name)) {
             throw badAnswer(`prediction ${row} has no "${spec.name}"`);
           }
           return prediction[spec.name];

@@ -2,12 +2,10 @@
 // version's signature before it reaches a caller: every output present, of its datatype, of a shape that
 // fits, and as many rows as the batch had. An answer that does not fit is the runtime's failure.
 import { ModelgateError, type ErrorCode } from '../errors.ts';
+import { isPlainObject } from '../json.ts';
 import { tensorFromBinary } from './binary-tensors.ts';
 import { DATATYPES, type Datatype, type ModelSignature, type TensorSpec } from './signature.ts';
 import { tensorFromJson, type NamedTensors, type Tensor } from './tensor.ts';
-
-export const isObject = (value: unknown): value is Record<string, unknown> =>
-  typeof value === 'object' && value !== null && !Array.isArray(value);
 
 /** Who answered, to name in errors, and the code an answer that does not fit fails with. */
 export interface AnswerSource {
@@ -35,11 +33,11 @@ export function checkedOutputs(
 ): NamedTensors {
   const fail = (message: string) =>
     new ModelgateError(source.code, `${source.what} is not valid: ${message}`);
-  if (!isObject(outputs)) throw fail('outputs is not an object');
+  if (!isPlainObject(outputs)) throw fail('outputs is not an object');
   const tensors: NamedTensors = {};
   for (const spec of specs) {
     const value = Object.hasOwn(outputs, spec.name) ? outputs[spec.name] : undefined;
-    if (!isObject(value)) throw fail(`output "${spec.name}" is missing`);
+    if (!isPlainObject(value)) throw fail(`output "${spec.name}" is missing`);
     const { datatype, shape, data } = value as unknown as AnsweredTensor;
     if (datatype !== spec.datatype)
       throw fail(`output "${spec.name}" is ${String(datatype)}, not ${spec.datatype}`);
@@ -61,7 +59,7 @@ export function checkedOutputs(
     try {
       tensor = Buffer.isBuffer(data)
         ? tensorFromBinary(spec.name, spec.datatype, shape as number[], data)
-        : isObject(data) && typeof data.b64 === 'string' && spec.datatype !== 'BYTES'
+        : isPlainObject(data) && typeof data.b64 === 'string' && spec.datatype !== 'BYTES'
           ? tensorFromBinary(spec.name, spec.datatype, shape as number[], Buffer.from(data.b64, 'base64'))
           : tensorFromJson(spec.name, spec.datatype, shape as number[], data);
     } catch (error) {
@@ -74,7 +72,7 @@ export function checkedOutputs(
 
 function specOf(value: unknown, where: string, whose: string): TensorSpec {
   if (
-    !isObject(value) ||
+    !isPlainObject(value) ||
     typeof value.name !== 'string' ||
     !DATATYPES.includes(value.datatype as Datatype) ||
     !Array.isArray(value.shape) ||
@@ -87,7 +85,7 @@ function specOf(value: unknown, where: string, whose: string): TensorSpec {
 
 /** A signature given as JSON (by a program, a deployment or an upstream's metadata), checked; `whose` names it in errors. */
 export function parseSignature(value: unknown, whose: string): ModelSignature {
-  if (!isObject(value) || !Array.isArray(value.inputs) || !Array.isArray(value.outputs)) {
+  if (!isPlainObject(value) || !Array.isArray(value.inputs) || !Array.isArray(value.outputs)) {
     throw new ModelgateError('invalid_model', `${whose} has no inputs and outputs lists`);
   }
   return {
