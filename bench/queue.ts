@@ -6,13 +6,12 @@
 // (one job at a time on an idle system). Prints two tables and the issue's targets, and writes
 // bench/results/queue.json. Run: npm run bench:queue -- --help
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { availableParallelism, cpus, loadavg, totalmem } from 'node:os';
-import { dirname, join, relative, resolve } from 'node:path';
+import { existsSync, readdirSync, rmSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { parseNumber, UsageError } from './lib/args.ts';
-import { installCleanup, wasInterrupted } from './lib/children.ts';
+import { describeMachine, runBenchmark, writeResults, type BenchmarkRun } from './lib/run.ts';
 import { REPO_ROOT } from './lib/servers.ts';
 import {
   benchDatabaseUrl,
@@ -39,11 +38,9 @@ import { RESULT_POLL_MS } from './queue/poll.ts';
 import {
   checkTargets,
   formatLatencyTable,
-  formatTargets,
   formatThroughputTable,
   isNoisy,
   latencyOk,
-  NOISY_OTHER_CPU_CORES,
   TARGET_P50_MS,
   TARGET_THROUGHPUT_VS_GRAPHILE_WORKER,
   TARGET_THROUGHPUT_VS_PG_BOSS,
@@ -61,6 +58,8 @@ import {
 } from './queue/system.ts';
 import { buildJobWorkload, type JobWorkload } from './queue/workloads.ts';
 import { describeSource, readPackageVersion } from './lib/source.ts';
+import { round } from './lib/stats.ts';
+import { formatTargets, NOISY_OTHER_CPU_CORES } from './lib/verdict.ts';
 
 const PAUSE_BETWEEN_PHASES_MS = 300;
 const PAUSE_BEFORE_RETRY_MS = 2000;
@@ -178,7 +177,6 @@ function parseOptions(argv: string[], env: NodeJS.ProcessEnv): Options | undefin
 }
 
 const delay = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-const round = (value: number, digits: number) => Math.round(value * 10 ** digits) / 10 ** digits;
 const log = (message: string) => process.stderr.write(`${message}\n`);
 
 interface RunContext {
@@ -370,33 +368,14 @@ async function measureSystem(
   }
 }
 
-async function main(): Promise<void> {
-  let options: Options | undefined;
-  try {
-    options = parseOptions(process.argv.slice(2), process.env);
-  } catch (error) {
-    process.stderr.write(`${error instanceof Error ? error.message : String(error)}\n\n${USAGE}`);
-    process.exitCode = 2;
-    return;
-  }
-  if (!options) {
-    process.stdout.write(USAGE);
-    return;
-  }
-  installCleanup();
-
-  const startedAt = new Date();
-  const loadAverageAtStart = loadavg();
-  const tmpDir = join(REPO_ROOT, 'bench/tmp');
-  const runDir = join(tmpDir, `queue-${process.pid}`);
-  // Scratch directories of interrupted runs (named by their pid) go first.
+async function runQueue(options: Options, run: BenchmarkRun): Promise<void> {
+  // Scratch directories of interrupted runs (named by their pid) go too.
+  const tmpDir = dirname(run.runDir);
   for (const entry of existsSync(tmpDir) ? readdirSync(tmpDir) : []) {
     const pid = Number(/^queue-(\d+)$/.exec(entry)?.[1]);
     if (Number.isInteger(pid) && !isProcessAlive(pid))
       rmSync(join(tmpDir, entry), { recursive: true, force: true });
   }
-  rmSync(runDir, { recursive: true, force: true });
-  mkdirSync(runDir, { recursive: true });
   const usesPostgres = options.systems.some((system) => system !== 'modelgate-pglite');
   let monitor: pg.Client | undefined;
   try {
@@ -411,7 +390,7 @@ async function main(): Promise<void> {
     const workloadIds: WorkloadId[] = ['trivial', 'wide-mlp'];
     const context: RunContext = {
       options,
-      runDir,
+      runDir: run.runDir,
       // A fresh key per run; each modelgate starts on an empty database and takes it as its admin key.
       adminKey: `mg_${randomBytes(20).toString('hex')}`,
       workloads: new Map(workloadIds.map((id) => [id, buildJobWorkload(id)])),
@@ -427,28 +406,18 @@ async function main(): Promise<void> {
       }
     }
     const targets = checkTargets(throughputCells, latencyCells, options.workers);
-    const cpuList = cpus();
     const results = {
-      date: startedAt.toISOString(),
-      durationSeconds: round((Date.now() - startedAt.getTime()) / 1000, 1),
+      date: run.startedAt.toISOString(),
+      durationSeconds: round((Date.now() - run.startedAt.getTime()) / 1000, 1),
       source: describeSource(),
-      machine: {
-        cpus: cpuList.length,
-        cpuModel: cpuList[0]?.model ?? 'unknown',
-        availableParallelism: availableParallelism(),
-        totalMemoryGiB: round(totalmem() / 2 ** 30, 1),
-        platform: `${process.platform} ${process.arch}`,
-        node: process.version,
+      machine: describeMachine(run, {
         onnxruntimeNode: readPackageVersion('onnxruntime-node'),
         pgBoss: readPackageVersion('pg-boss'),
         graphileWorker: readPackageVersion('graphile-worker'),
         pg: readPackageVersion('pg'),
         pglite: readPackageVersion('@electric-sql/pglite'),
         postgres,
-        // The machine is shared; a high load average means other work competed for the cores.
-        loadAverageAtStart: loadAverageAtStart.map((value) => round(value, 2)),
-        loadAverageAtEnd: loadavg().map((value) => round(value, 2)),
-      },
+      }),
       settings: {
         systems: options.systems,
         workerProcesses: options.workers,
@@ -491,32 +460,19 @@ async function main(): Promise<void> {
       latency: latencyCells,
       targets,
     };
-    mkdirSync(dirname(options.outPath), { recursive: true });
-    writeFileSync(options.outPath, `${JSON.stringify(results, null, 2)}\n`);
-
-    process.stdout.write(
+    const report =
       `\nThroughput (submit -> finished)\n${formatThroughputTable(throughputCells)}\n` +
-        `\nSubmit-to-result latency, one job at a time\n${formatLatencyTable(latencyCells)}\n` +
-        `\nTargets:\n${formatTargets(targets)}\n`,
-    );
-    process.stdout.write(
-      `\nwrote ${relative(process.cwd(), options.outPath)} (${results.durationSeconds} s)\n`,
-    );
-    if ([...throughputCells, ...latencyCells].some((cell) => !cell.ok)) {
-      process.stdout.write(
-        '\nSome measurements had failed or unfinished jobs: their numbers are not comparable.\n',
-      );
-      process.exitCode = 1;
-    }
+      `\nSubmit-to-result latency, one job at a time\n${formatLatencyTable(latencyCells)}\n` +
+      `\nTargets:\n${formatTargets(targets)}\n`;
+    writeResults(options.outPath, results, report, {
+      wrote: ` (${results.durationSeconds} s)`,
+      failure: [...throughputCells, ...latencyCells].some((cell) => !cell.ok)
+        ? 'Some measurements had failed or unfinished jobs: their numbers are not comparable.'
+        : undefined,
+    });
   } finally {
     await monitor?.end().catch(() => undefined);
-    rmSync(runDir, { recursive: true, force: true });
   }
 }
 
-try {
-  await main();
-} catch (error) {
-  // After an interrupt the cleanup handler exits with 130 once the children are down.
-  if (!wasInterrupted()) throw error;
-}
+await runBenchmark({ name: 'queue', usage: USAGE, parseOptions, run: runQueue });

@@ -4,26 +4,24 @@
 // (c) modelgate with batching off and (d) modelgate with batching on. Prints a table and the issue's
 // targets, and writes bench/results/realtime.json. Run: npm run bench:realtime -- --help
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
-import { availableParallelism, cpus, loadavg, totalmem } from 'node:os';
-import { dirname, join, relative, resolve } from 'node:path';
+import { writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { installCleanup, wasInterrupted, type ServerProcess } from './lib/children.ts';
+import type { ServerProcess } from './lib/children.ts';
 import { ownCpuSeconds, readMachineBusySeconds, readProcessCpuSeconds, readThreadCount } from './lib/cpu.ts';
 import { runLoad, type LoadSpec } from './lib/load.ts';
 import { batchStatsBetween, readBatchTotals } from './lib/modelgate-metrics.ts';
 import {
   checkTargets,
   formatTable,
-  formatTargets,
   isNoisy,
   medianCells,
-  NOISY_OTHER_CPU_CORES,
   SERVER_IDS,
   SERVER_LABELS,
   type Cell,
   type ServerId,
 } from './lib/report.ts';
+import { describeMachine, runBenchmark, writeResults, type BenchmarkRun } from './lib/run.ts';
 import {
   modelgateConfigFor,
   OWNED_MODELGATE_ENV,
@@ -34,6 +32,8 @@ import {
 } from './lib/servers.ts';
 import { buildWorkload, MODEL_NAMES, type ModelName, type Workload } from './lib/workload.ts';
 import { describeSource, readPackageVersion } from './lib/source.ts';
+import { round } from './lib/stats.ts';
+import { formatTargets, NOISY_OTHER_CPU_CORES } from './lib/verdict.ts';
 
 // Keep-alive sockets of the previous cell close before the next one opens its connections.
 const PAUSE_BETWEEN_CELLS_MS = 300;
@@ -178,7 +178,6 @@ function largestDifference(a: unknown, b: unknown): number {
 }
 
 const delay = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-const round = (value: number, digits: number) => Math.round(value * 10 ** digits) / 10 ** digits;
 const log = (message: string) => process.stderr.write(`${message}\n`);
 
 interface ServerReport {
@@ -229,8 +228,9 @@ async function measureServer(id: ServerId, context: RunContext, cells: Cell[]): 
         durationSeconds: options.warmupSeconds,
       });
       for (const clients of options.clients) {
+        const cellLoad = { ...load, connections: clients };
         cells.push(
-          await measureQuietCell(id, server, workload.model, { ...load, connections: clients }, options),
+          await measureQuietCell(() => measureCell(id, server, workload.model, cellLoad, options), options),
         );
       }
     }
@@ -246,19 +246,13 @@ async function measureServer(id: ServerId, context: RunContext, cells: Cell[]): 
  * it, measures it again (up to --noisy-retries times), keeping the attempt with the least outside load.
  * The choice looks only at the outside load, never at the result, and is the same for every server.
  */
-async function measureQuietCell(
-  id: ServerId,
-  server: ServerProcess,
-  model: ModelName,
-  load: Omit<LoadSpec, 'durationSeconds'>,
-  options: Options,
-): Promise<Cell> {
+async function measureQuietCell(measure: () => Promise<Cell>, options: Options): Promise<Cell> {
   let kept: Cell | undefined;
   let attempts = 0;
   while (attempts <= options.noisyRetries) {
     await delay(attempts === 0 ? PAUSE_BETWEEN_CELLS_MS : PAUSE_BEFORE_RETRY_MS);
     attempts++;
-    const cell = await measureCell(id, server, model, load, options);
+    const cell = await measure();
     log(`  ${describeCell(cell)}`);
     if (!kept || cell.otherCpuCores < kept.otherCpuCores) kept = cell;
     if (!isNoisy(cell)) break;
@@ -341,132 +335,91 @@ async function checkDeployedModels(server: ServerProcess, context: RunContext): 
   }
 }
 
-async function main(): Promise<void> {
-  let options: Options | undefined;
-  try {
-    options = parseOptions(process.argv.slice(2), process.env);
-  } catch (error) {
-    process.stderr.write(`${error instanceof Error ? error.message : String(error)}\n\n${USAGE}`);
-    process.exitCode = 2;
-    return;
+async function runRealtime(options: Options, run: BenchmarkRun): Promise<void> {
+  const { runDir } = run;
+  const workloads = options.models.map(buildWorkload);
+  const modelPaths = new Map<ModelName, string>();
+  for (const workload of workloads) {
+    const path = join(runDir, `${workload.model}.onnx`);
+    writeFileSync(path, workload.onnx);
+    modelPaths.set(workload.model, path);
   }
-  if (!options) {
-    process.stdout.write(USAGE);
-    return;
-  }
-  installCleanup();
+  const context: RunContext = {
+    options,
+    runDir,
+    // A fresh key per run; each modelgate server starts on an empty database and takes it as admin key.
+    adminKey: `mg_${randomBytes(20).toString('hex')}`,
+    workloads,
+    modelPaths,
+    ceilingResponses: new Map(),
+    modelgateNodeArgs: options.modelgateNodeArgs,
+  };
 
-  const startedAt = new Date();
-  const loadAverageAtStart = loadavg();
-  const runDir = join(REPO_ROOT, 'bench/tmp', `realtime-${process.pid}`);
-  rmSync(runDir, { recursive: true, force: true });
-  mkdirSync(runDir, { recursive: true });
-  try {
-    const workloads = options.models.map(buildWorkload);
-    const modelPaths = new Map<ModelName, string>();
-    for (const workload of workloads) {
-      const path = join(runDir, `${workload.model}.onnx`);
-      writeFileSync(path, workload.onnx);
-      modelPaths.set(workload.model, path);
+  const modelgateConfigs = Object.fromEntries(
+    options.servers
+      .filter((id) => id.startsWith('modelgate'))
+      .map((id) => [
+        id,
+        { config: modelgateConfigFor(id, context.adminKey), nodeArgs: options.modelgateNodeArgs },
+      ]),
+  );
+  const roundCells: Cell[] = [];
+  const servers: ServerReport[] = [];
+  for (let round = 1; round <= options.rounds; round++) {
+    if (options.rounds > 1) log(`round ${round} of ${options.rounds}`);
+    for (const id of options.servers) {
+      const report = await measureServer(id, context, roundCells);
+      if (round === 1) servers.push(report);
     }
-    const context: RunContext = {
-      options,
-      runDir,
-      // A fresh key per run; each modelgate server starts on an empty database and takes it as admin key.
-      adminKey: `mg_${randomBytes(20).toString('hex')}`,
-      workloads,
-      modelPaths,
-      ceilingResponses: new Map(),
-      modelgateNodeArgs: options.modelgateNodeArgs,
-    };
+  }
+  const cells = medianCells(roundCells);
 
-    const modelgateConfigs = Object.fromEntries(
-      options.servers
-        .filter((id) => id.startsWith('modelgate'))
-        .map((id) => [
-          id,
-          { config: modelgateConfigFor(id, context.adminKey), nodeArgs: options.modelgateNodeArgs },
+  cells.sort(
+    (a, b) =>
+      MODEL_NAMES.indexOf(a.model) - MODEL_NAMES.indexOf(b.model) ||
+      a.clients - b.clients ||
+      SERVER_IDS.indexOf(a.server) - SERVER_IDS.indexOf(b.server),
+  );
+  const targets = checkTargets(cells);
+  const results = {
+    date: run.startedAt.toISOString(),
+    source: describeSource(),
+    machine: describeMachine(run, {
+      onnxruntimeNode: readPackageVersion('onnxruntime-node'),
+      autocannon: readPackageVersion('autocannon'),
+    }),
+    settings: {
+      durationSecondsPerCell: options.durationSeconds,
+      warmupSecondsPerServerAndModel: options.warmupSeconds,
+      noisyRetries: options.noisyRetries,
+      rounds: options.rounds,
+      perCell: 'the median round of req/s (a fresh server process per round), with every round listed',
+      noisyOtherCpuCores: NOISY_OTHER_CPU_CORES,
+      warmupClients: Math.max(...options.clients),
+      clients: options.clients,
+      pipelining: 1,
+      loadGenerator: 'autocannon, in the benchmark process, on the same cores as the servers',
+      latency: 'exact per-response times of 2xx answers, nearest-rank percentiles',
+      serverOrder: options.servers,
+      // The ceiling answers, and the outputs are compared against, the first server's response.
+      referenceResponseFrom: options.servers[0],
+      requests: Object.fromEntries(
+        workloads.map((workload) => [
+          workload.model,
+          { row: workload.row, rowSource: workload.rowSource, bodyBytes: Buffer.byteLength(workload.body) },
         ]),
-    );
-    const roundCells: Cell[] = [];
-    const servers: ServerReport[] = [];
-    for (let round = 1; round <= options.rounds; round++) {
-      if (options.rounds > 1) log(`round ${round} of ${options.rounds}`);
-      for (const id of options.servers) {
-        const report = await measureServer(id, context, roundCells);
-        if (round === 1) servers.push(report);
-      }
-    }
-    const cells = medianCells(roundCells);
-
-    cells.sort(
-      (a, b) =>
-        MODEL_NAMES.indexOf(a.model) - MODEL_NAMES.indexOf(b.model) ||
-        a.clients - b.clients ||
-        SERVER_IDS.indexOf(a.server) - SERVER_IDS.indexOf(b.server),
-    );
-    const targets = checkTargets(cells);
-    const cpuList = cpus();
-    const results = {
-      date: startedAt.toISOString(),
-      source: describeSource(),
-      machine: {
-        cpus: cpuList.length,
-        cpuModel: cpuList[0]?.model ?? 'unknown',
-        availableParallelism: availableParallelism(),
-        totalMemoryGiB: round(totalmem() / 2 ** 30, 1),
-        platform: `${process.platform} ${process.arch}`,
-        node: process.version,
-        onnxruntimeNode: readPackageVersion('onnxruntime-node'),
-        autocannon: readPackageVersion('autocannon'),
-        // The machine is shared; a high load average means other work competed for the cores.
-        loadAverageAtStart: loadAverageAtStart.map((value) => round(value, 2)),
-        loadAverageAtEnd: loadavg().map((value) => round(value, 2)),
-      },
-      settings: {
-        durationSecondsPerCell: options.durationSeconds,
-        warmupSecondsPerServerAndModel: options.warmupSeconds,
-        noisyRetries: options.noisyRetries,
-        rounds: options.rounds,
-        perCell: 'the median round of req/s (a fresh server process per round), with every round listed',
-        noisyOtherCpuCores: NOISY_OTHER_CPU_CORES,
-        warmupClients: Math.max(...options.clients),
-        clients: options.clients,
-        pipelining: 1,
-        loadGenerator: 'autocannon, in the benchmark process, on the same cores as the servers',
-        latency: 'exact per-response times of 2xx answers, nearest-rank percentiles',
-        serverOrder: options.servers,
-        // The ceiling answers, and the outputs are compared against, the first server's response.
-        referenceResponseFrom: options.servers[0],
-        requests: Object.fromEntries(
-          workloads.map((workload) => [
-            workload.model,
-            { row: workload.row, rowSource: workload.rowSource, bodyBytes: Buffer.byteLength(workload.body) },
-          ]),
-        ),
-        modelgate: modelgateConfigs,
-      },
-      servers,
-      cells,
-      targets,
-    };
-    mkdirSync(dirname(options.outPath), { recursive: true });
-    writeFileSync(options.outPath, `${JSON.stringify(results, null, 2)}\n`);
-
-    process.stdout.write(`\n${formatTable(cells)}\n\nTargets:\n${formatTargets(targets)}\n`);
-    process.stdout.write(`\nwrote ${relative(process.cwd(), options.outPath)}\n`);
-    if (cells.some((cell) => !cell.ok)) {
-      process.stdout.write('\nSome cells had non-2xx answers or errors: their numbers are not comparable.\n');
-      process.exitCode = 1;
-    }
-  } finally {
-    rmSync(runDir, { recursive: true, force: true });
-  }
+      ),
+      modelgate: modelgateConfigs,
+    },
+    servers,
+    cells,
+    targets,
+  };
+  writeResults(options.outPath, results, `\n${formatTable(cells)}\n\nTargets:\n${formatTargets(targets)}\n`, {
+    failure: cells.some((cell) => !cell.ok)
+      ? 'Some cells had non-2xx answers or errors: their numbers are not comparable.'
+      : undefined,
+  });
 }
 
-try {
-  await main();
-} catch (error) {
-  // After an interrupt the cleanup handler exits with 130 once the servers are down.
-  if (!wasInterrupted()) throw error;
-}
+await runBenchmark({ name: 'realtime', usage: USAGE, parseOptions, run: runRealtime });

@@ -9,28 +9,25 @@
 // Prints a table and the targets, and writes bench/results/runtimes.json. Run: npm run bench:runtimes -- --help
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
-import { availableParallelism, cpus, loadavg, totalmem } from 'node:os';
-import { dirname, join, relative, resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { parseNumber, UsageError } from './lib/args.ts';
-import { installCleanup, wasInterrupted } from './lib/children.ts';
+import { describeMachine, runBenchmark, writeResults, type BenchmarkRun } from './lib/run.ts';
 import { commandPart } from './lib/runtimes-command.ts';
 import { httpPart } from './lib/runtimes-http.ts';
 import { largePart } from './lib/runtimes-large.ts';
-import { log, PYTHON, round, type Part, type RunContext } from './lib/runtimes-measure.ts';
+import { log, PYTHON, type Part, type RunContext } from './lib/runtimes-measure.ts';
 import {
   checkTargets,
   formatTable,
-  formatTargets,
   medianCells,
-  NOISY_OTHER_CPU_CORES,
   PART_IDS,
   type Cell,
   type PartId,
 } from './lib/runtimes-report.ts';
 import { modelgateConfigFor, OWNED_MODELGATE_ENV, REPO_ROOT } from './lib/servers.ts';
 import { describeSource, readPackageVersion } from './lib/source.ts';
+import { formatTargets, NOISY_OTHER_CPU_CORES } from './lib/verdict.ts';
 
 const USAGE = `Usage: npm run bench:runtimes -- [options]
 
@@ -97,97 +94,63 @@ function parseOptions(argv: string[]): Options | undefined {
 
 const PARTS: Record<PartId, Part> = { command: commandPart, http: httpPart, large: largePart };
 
-async function main(): Promise<void> {
-  let options: Options | undefined;
-  try {
-    options = parseOptions(process.argv.slice(2));
-  } catch (error) {
-    process.stderr.write(`${error instanceof Error ? error.message : String(error)}\n\n${USAGE}`);
-    process.exitCode = 2;
-    return;
+async function runRuntimes(options: Options, run: BenchmarkRun): Promise<void> {
+  const context: RunContext = {
+    options,
+    runDir: run.runDir,
+    // A fresh key per run; each modelgate server starts on an empty database and takes it as admin key.
+    adminKey: `mg_${randomBytes(20).toString('hex')}`,
+    setups: {},
+    notes: [],
+    modelgateStarts: 0,
+  };
+  const roundCells: Cell[] = [];
+  for (let round = 1; round <= options.rounds; round++) {
+    if (options.rounds > 1) log(`round ${round} of ${options.rounds}`);
+    for (const part of options.parts) roundCells.push(...(await PARTS[part].run(context)));
   }
-  if (!options) {
-    process.stdout.write(USAGE);
-    return;
-  }
-  installCleanup();
-
-  const startedAt = new Date();
-  const loadAverageAtStart = loadavg();
-  const runDir = join(REPO_ROOT, 'bench/tmp', `runtimes-${process.pid}`);
-  rmSync(runDir, { recursive: true, force: true });
-  mkdirSync(runDir, { recursive: true });
-  try {
-    const context: RunContext = {
-      options,
-      runDir,
-      // A fresh key per run; each modelgate server starts on an empty database and takes it as admin key.
-      adminKey: `mg_${randomBytes(20).toString('hex')}`,
-      setups: {},
-      notes: [],
-      modelgateStarts: 0,
-    };
-    const roundCells: Cell[] = [];
-    for (let round = 1; round <= options.rounds; round++) {
-      if (options.rounds > 1) log(`round ${round} of ${options.rounds}`);
-      for (const part of options.parts) roundCells.push(...(await PARTS[part].run(context)));
-    }
-    const cells = medianCells(roundCells);
-    const targets = checkTargets(cells);
-    const cpuList = cpus();
-    const results = {
-      date: startedAt.toISOString(),
-      source: describeSource(),
-      machine: {
-        cpus: cpuList.length,
-        cpuModel: cpuList[0]?.model ?? 'unknown',
-        availableParallelism: availableParallelism(),
-        totalMemoryGiB: round(totalmem() / 2 ** 30, 1),
-        platform: `${process.platform} ${process.arch}`,
-        node: process.version,
-        python: readPythonVersion(),
-        onnxruntimeNode: readPackageVersion('onnxruntime-node'),
-        autocannon: readPackageVersion('autocannon'),
-        undici: readPackageVersion('undici'),
-        loadAverageAtStart: loadAverageAtStart.map((value) => round(value, 2)),
-        loadAverageAtEnd: loadavg().map((value) => round(value, 2)),
+  const cells = medianCells(roundCells);
+  const targets = checkTargets(cells);
+  const results = {
+    date: run.startedAt.toISOString(),
+    source: describeSource(),
+    machine: describeMachine(run, {
+      python: readPythonVersion(),
+      onnxruntimeNode: readPackageVersion('onnxruntime-node'),
+      autocannon: readPackageVersion('autocannon'),
+      undici: readPackageVersion('undici'),
+    }),
+    settings: {
+      parts: options.parts,
+      durationSecondsPerCell: options.durationSeconds,
+      warmupSecondsPerSetup: options.warmupSeconds,
+      rounds: options.rounds,
+      noisyRetries: options.noisyRetries,
+      noisyOtherCpuCores: NOISY_OTHER_CPU_CORES,
+      perCell: 'the median round of req/s (fresh processes per round), with every round listed',
+      clients: Object.fromEntries(options.parts.map((part) => [part, PARTS[part].clients])),
+      loadGenerators: {
+        http: 'autocannon (bench/lib/load.ts), closed loop, one request in flight per connection',
+        pipe: 'a closed loop in the benchmark process writing infer lines to the program (bench/lib/protocol-program.ts)',
+        large: 'a closed loop of undici Pool requests (bench/lib/closed-loop.ts); bodies built once',
       },
-      settings: {
-        parts: options.parts,
-        durationSecondsPerCell: options.durationSeconds,
-        warmupSecondsPerSetup: options.warmupSeconds,
-        rounds: options.rounds,
-        noisyRetries: options.noisyRetries,
-        noisyOtherCpuCores: NOISY_OTHER_CPU_CORES,
-        perCell: 'the median round of req/s (fresh processes per round), with every round listed',
-        clients: Object.fromEntries(options.parts.map((part) => [part, PARTS[part].clients])),
-        loadGenerators: {
-          http: 'autocannon (bench/lib/load.ts), closed loop, one request in flight per connection',
-          pipe: 'a closed loop in the benchmark process writing infer lines to the program (bench/lib/protocol-program.ts)',
-          large: 'a closed loop of undici Pool requests (bench/lib/closed-loop.ts); bodies built once',
-        },
-        latency: 'per successful answer, from send to the whole answer read, nearest-rank percentiles',
-        modelgate: modelgateConfigFor('modelgate-batching', context.adminKey),
-        partSettings: Object.fromEntries(options.parts.map((part) => [part, PARTS[part].settings])),
-      },
-      setups: context.setups,
-      notes: context.notes,
-      cells,
-      targets,
-    };
-    mkdirSync(dirname(options.outPath), { recursive: true });
-    writeFileSync(options.outPath, `${JSON.stringify(results, null, 2)}\n`);
-
-    process.stdout.write(`\n${formatTable(cells)}\n\nTargets:\n${formatTargets(targets)}\n`);
-    for (const note of context.notes) process.stdout.write(`note: ${note}\n`);
-    process.stdout.write(`\nwrote ${relative(process.cwd(), options.outPath)}\n`);
-    if (cells.some((cell) => !cell.ok)) {
-      process.stdout.write('\nSome cells had failed requests: their numbers are not comparable.\n');
-      process.exitCode = 1;
-    }
-  } finally {
-    rmSync(runDir, { recursive: true, force: true });
-  }
+      latency: 'per successful answer, from send to the whole answer read, nearest-rank percentiles',
+      modelgate: modelgateConfigFor('modelgate-batching', context.adminKey),
+      partSettings: Object.fromEntries(options.parts.map((part) => [part, PARTS[part].settings])),
+    },
+    setups: context.setups,
+    notes: context.notes,
+    cells,
+    targets,
+  };
+  const report =
+    `\n${formatTable(cells)}\n\nTargets:\n${formatTargets(targets)}\n` +
+    context.notes.map((note) => `note: ${note}\n`).join('');
+  writeResults(options.outPath, results, report, {
+    failure: cells.some((cell) => !cell.ok)
+      ? 'Some cells had failed requests: their numbers are not comparable.'
+      : undefined,
+  });
 }
 
 function readPythonVersion(): string {
@@ -198,9 +161,4 @@ function readPythonVersion(): string {
   }
 }
 
-try {
-  await main();
-} catch (error) {
-  // After an interrupt the cleanup handler exits with 130 once the servers are down.
-  if (!wasInterrupted()) throw error;
-}
+await runBenchmark({ name: 'runtimes', usage: USAGE, parseOptions, run: runRuntimes });

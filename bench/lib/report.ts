@@ -2,6 +2,16 @@
 // the measured cells. A cell with non-2xx answers or errors is flagged, and a target that depends on one
 // fails rather than trusting its numbers.
 import type { BatchStats } from './modelgate-metrics.ts';
+import {
+  checkPair,
+  fmt,
+  formatNotes,
+  formatRoundsRange,
+  formatRows,
+  isNoisyLoad,
+  medianRounds,
+  type TargetCheck,
+} from './verdict.ts';
 import type { ModelName } from './workload.ts';
 
 export const SERVER_IDS = ['ceiling', 'peer', 'modelgate-no-batching', 'modelgate-batching'] as const;
@@ -13,9 +23,6 @@ export const SERVER_LABELS: Record<ServerId, string> = {
   'modelgate-no-batching': '(c) modelgate, batching off',
   'modelgate-batching': '(d) modelgate, batching on',
 };
-
-/** Above this many cores of outside work during a cell (the machine is shared), the cell is noisy. */
-export const NOISY_OTHER_CPU_CORES = 0.25;
 
 export interface Cell {
   server: ServerId;
@@ -50,19 +57,10 @@ export interface Cell {
   ok: boolean;
 }
 
-export interface TargetCheck {
-  target: string;
-  /** null when a cell it needs was not measured in this run. */
-  pass: boolean | null;
-  detail: string;
-}
-
-export const isNoisy = (cell: Cell) => cell.otherCpuCores > NOISY_OTHER_CPU_CORES;
+export const isNoisy = (cell: Cell) => isNoisyLoad(cell.otherCpuCores);
 
 const findCell = (cells: readonly Cell[], server: ServerId, model: ModelName, clients: number) =>
   cells.find((cell) => cell.server === server && cell.model === model && cell.clients === clients);
-
-const fmt = (value: number, digits: number) => (Number.isFinite(value) ? value.toFixed(digits) : 'n/a');
 
 export function formatTable(cells: readonly Cell[]): string {
   const header = [
@@ -87,48 +85,33 @@ export function formatTable(cells: readonly Cell[]): string {
       String(cell.clients),
       SERVER_LABELS[cell.server],
       fmt(cell.requestsPerSecond, 0),
-      cell.roundsRequestsPerSecond
-        ? `${fmt(Math.min(...cell.roundsRequestsPerSecond), 0)}-${fmt(Math.max(...cell.roundsRequestsPerSecond), 0)}`
-        : '',
+      formatRoundsRange(cell.roundsRequestsPerSecond),
       ratio,
       fmt(cell.p50Ms, 2),
       fmt(cell.p99Ms, 2),
       String(cell.non2xx),
       String(cell.errors),
       fmt(cell.serverCpuCores, 2),
-      [
-        cell.ok ? '' : '<< FAILED REQUESTS',
-        isNoisy(cell) ? `~ noisy: other work used ${fmt(cell.otherCpuCores, 2)} cores` : '',
-      ]
-        .filter(Boolean)
-        .join(' '),
+      formatNotes(cell.ok ? undefined : 'FAILED REQUESTS', cell.otherCpuCores),
     ];
   });
-  const widths = header.map((title, i) => Math.max(title.length, ...rows.map((row) => row[i]!.length)));
-  const leftAligned = new Set([0, 2, 11]);
-  const line = (row: string[]) =>
-    row
-      .map((text, i) => (leftAligned.has(i) ? text.padEnd(widths[i]!) : text.padStart(widths[i]!)))
-      .join('  ')
-      .trimEnd();
-  return [line(header), line(widths.map((width) => '-'.repeat(width))), ...rows.map(line)].join('\n');
+  return formatRows(header, rows, new Set([0, 2, 11]));
 }
 
-function compare(
+/** A target of (d) against (b) on one model at one client count. */
+const compare = (
   cells: readonly Cell[],
   target: string,
   model: ModelName,
   clients: number,
   check: (batched: Cell, peer: Cell) => { pass: boolean; detail: string },
-): TargetCheck {
-  const batched = findCell(cells, 'modelgate-batching', model, clients);
-  const peer = findCell(cells, 'peer', model, clients);
-  if (!batched || !peer) return { target, pass: null, detail: 'not measured in this run' };
-  const { pass, detail } = check(batched, peer);
-  if (!batched.ok || !peer.ok)
-    return { target, pass: false, detail: `${detail}; a cell had failed requests` };
-  return { target, pass, detail };
-}
+) =>
+  checkPair(
+    target,
+    findCell(cells, 'modelgate-batching', model, clients),
+    findCell(cells, 'peer', model, clients),
+    check,
+  );
 
 /**
  * One cell per server, model and clients: the round with the median req/s (the lower middle of an even
@@ -136,16 +119,7 @@ function compare(
  * start to the next (ORT's default thread pool does).
  */
 export function medianCells(rounds: readonly Cell[]): Cell[] {
-  const groups = new Map<string, Cell[]>();
-  for (const cell of rounds) {
-    const key = `${cell.server} ${cell.model} ${cell.clients}`;
-    groups.set(key, [...(groups.get(key) ?? []), cell]);
-  }
-  return [...groups.values()].map((group) => {
-    const sorted = [...group].sort((a, b) => a.requestsPerSecond - b.requestsPerSecond);
-    const median = sorted[Math.floor((sorted.length - 1) / 2)]!;
-    return { ...median, roundsRequestsPerSecond: group.map((cell) => cell.requestsPerSecond) };
-  });
+  return medianRounds(rounds, (cell) => `${cell.server} ${cell.model} ${cell.clients}`);
 }
 
 /** The issue's targets: (d) against (b). */
@@ -167,13 +141,4 @@ export function checkTargets(cells: readonly Cell[]): TargetCheck[] {
       detail: `(d) ${fmt(batched.p50Ms, 3)} ms vs (b) ${fmt(peer.p50Ms, 3)} ms (difference ${fmt(batched.p50Ms - peer.p50Ms, 3)} ms)`,
     }));
   return [throughput('iris', 1), throughput('wide-mlp', 2), latency('iris'), latency('wide-mlp')];
-}
-
-export function formatTargets(checks: readonly TargetCheck[]): string {
-  return checks
-    .map((check) => {
-      const verdict = check.pass === null ? 'N/A ' : check.pass ? 'PASS' : 'FAIL';
-      return `${verdict}  ${check.target}: ${check.detail}`;
-    })
-    .join('\n');
 }

@@ -5,22 +5,22 @@
 import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { create as createTar } from 'tar';
-import { startServer } from './children.ts';
 import { runClosedLoop } from './closed-loop.ts';
 import { pythonHelperDirOf, startProtocolProgram } from './protocol-program.ts';
 import { SETUPS, type Cell } from './runtimes-report.ts';
 import {
   autocannonLoad,
-  call,
+  callSetup,
   checkAnswer,
+  deployedVersionOf,
+  deployVersion,
   expectStatus,
   float32Base64,
   jsonOf,
   largestDifference,
   log,
   measureSetup,
-  parseListeningLine,
-  peerEnv,
+  modelgateServing,
   PYTHON,
   startModelgate,
   wireValues,
@@ -28,7 +28,7 @@ import {
   type RunCell,
   type RunContext,
 } from './runtimes-measure.ts';
-import { HOST, REPO_ROOT } from './servers.ts';
+import { HOST, REPO_ROOT, startPeer } from './servers.ts';
 import { buildWorkload, type Workload } from './workload.ts';
 
 const IRIS_PYTHON_DIR = join(REPO_ROOT, 'examples/iris-python');
@@ -112,24 +112,16 @@ async function runCommandPart(context: RunContext): Promise<Cell[]> {
 
   // (b) The hand-written http.server wrapper, loaded by autocannon like every HTTP server here.
   log(`starting ${SETUPS['python-http'].label}`);
-  const wrapper = await startServer({
-    label: 'python-http',
-    command: PYTHON,
-    args: [join(IRIS_PYTHON_DIR, 'http_server.py'), '--host', HOST, '--port', '0'],
-    cwd: REPO_ROOT,
-    env: peerEnv(),
-    parseReadyLine: parseListeningLine,
-  });
+  const httpServer = join(IRIS_PYTHON_DIR, 'http_server.py');
+  const wrapper = await startPeer('python-http', PYTHON, [httpServer, '--host', HOST, '--port', '0']);
   try {
     const url = `${wrapper.url}/v1/models/iris:predict`;
-    const answer = await call(url, { body, headers });
-    expectStatus(answer, 200, SETUPS['python-http'].label);
+    const answer = await callSetup('python-http', url, { body, headers });
     const prediction = (jsonOf(answer).predictions as IrisAnswer[])[0]!;
     checkAnswer(context, 'python-http', irisDifference(prediction, reference), { announced: wrapper.info });
     const serving = { processes: { 'http.server': wrapper.pid } };
-    cells.push(
-      ...(await measureSetup('python-http', serving, autocannonLoad(url, headers, body), options, CLIENTS)),
-    );
+    const load = autocannonLoad(url, headers, body);
+    cells.push(...(await measureSetup('python-http', serving, load, options, CLIENTS)));
   } finally {
     await wrapper.stop();
   }
@@ -138,34 +130,19 @@ async function runCommandPart(context: RunContext): Promise<Cell[]> {
   log(`starting ${SETUPS['modelgate-command'].label}`);
   const modelgate = await startModelgate(context, 'command');
   try {
-    const deployed = await call(`${modelgate.url}/v1/models/iris-py/versions`, {
-      key: context.adminKey,
-      body: await buildIrisArchive(context),
-      headers: { 'content-type': 'application/octet-stream' },
-    });
+    const deployed = await deployVersion(context, modelgate, 'iris-py', await buildIrisArchive(context));
     expectStatus(deployed, 201, 'deploying iris-py');
     const url = `${modelgate.url}/v1/models/iris-py/predict`;
-    const answer = await call(url, { body, headers });
-    expectStatus(answer, 200, SETUPS['modelgate-command'].label);
+    const answer = await callSetup('modelgate-command', url, { body, headers });
     const outputs = jsonOf(answer).outputs as { label: number[]; probabilities: number[][] };
     const prediction = { label: outputs.label[0]!, probabilities: outputs.probabilities[0]! };
     checkAnswer(context, 'modelgate-command', irisDifference(prediction, reference), {
       manifest: COMMAND_MANIFEST,
-      deployedVersion: (jsonOf(deployed).versions as unknown[] | undefined)?.[0],
+      deployedVersion: deployedVersionOf(deployed),
     });
-    const serving = {
-      processes: { modelgate: modelgate.pid },
-      modelgate: { url: modelgate.url, model: 'iris-py' },
-    };
-    cells.push(
-      ...(await measureSetup(
-        'modelgate-command',
-        serving,
-        autocannonLoad(url, headers, body),
-        options,
-        CLIENTS,
-      )),
-    );
+    const serving = modelgateServing(modelgate, 'iris-py');
+    const load = autocannonLoad(url, headers, body);
+    cells.push(...(await measureSetup('modelgate-command', serving, load, options, CLIENTS)));
   } finally {
     await modelgate.stop();
   }

@@ -3,25 +3,26 @@
 // and through modelgate's http runtime, which batches in front of it; one row per request, 1 and 64 clients.
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { startServer } from './children.ts';
 import { SETUPS, type Cell } from './runtimes-report.ts';
 import {
   addNote,
   autocannonLoad,
   call,
+  callSetup,
   checkAnswer,
+  deployedVersionOf,
+  deployVersion,
   expectStatus,
   jsonOf,
   largestDifference,
   log,
   measureSetup,
-  parseListeningLine,
-  peerEnv,
+  modelgateServing,
   startModelgate,
   type Part,
   type RunContext,
 } from './runtimes-measure.ts';
-import { REPO_ROOT } from './servers.ts';
+import { startNodePeer } from './servers.ts';
 import { buildWorkload, type Workload } from './workload.ts';
 
 const CLIENTS = [1, 64];
@@ -47,21 +48,9 @@ async function runHttpPart(context: RunContext): Promise<Cell[]> {
   const cells: Cell[] = [];
 
   log(`starting ${SETUPS.upstream.label}`);
-  const upstream = await startServer({
-    label: 'v2-upstream',
-    command: process.execPath,
-    args: [
-      '--import',
-      'tsx',
-      join(REPO_ROOT, 'bench/peers/v2-upstream.ts'),
-      '--port',
-      '0',
-      `--model=${UPSTREAM_MODEL}=${modelPath}`,
-    ],
-    cwd: REPO_ROOT,
-    env: peerEnv(),
-    parseReadyLine: parseListeningLine,
-  });
+  const upstream = await startNodePeer('v2-upstream', 'bench/peers/v2-upstream.ts', [
+    `--model=${UPSTREAM_MODEL}=${modelPath}`,
+  ]);
   try {
     // The same upstream process serves both setups: ORT's default thread pool behaves differently from one
     // process start to the next (see README, Realtime results), and both should meet the same one.
@@ -71,20 +60,12 @@ async function runHttpPart(context: RunContext): Promise<Cell[]> {
       inputs: [{ name: 'x', datatype: 'FP32', shape: [1, workload.row.length], data: workload.row }],
     });
     const directUrl = `${upstream.url}/v2/models/${UPSTREAM_MODEL}/infer`;
-    const direct = await call(directUrl, { body: directBody, headers });
-    expectStatus(direct, 200, SETUPS.upstream.label);
+    const direct = await callSetup('upstream', directUrl, { body: directBody, headers });
     const reference = (jsonOf(direct).outputs as { data: number[] }[])[0]!.data;
     checkAnswer(context, 'upstream', 0, { announced: upstream.info, metadata: jsonOf(metadata) });
     const upstreamOnly = { processes: { upstream: upstream.pid } };
-    cells.push(
-      ...(await measureSetup(
-        'upstream',
-        upstreamOnly,
-        autocannonLoad(directUrl, headers, directBody),
-        options,
-        CLIENTS,
-      )),
-    );
+    const directLoad = autocannonLoad(directUrl, headers, directBody);
+    cells.push(...(await measureSetup('upstream', upstreamOnly, directLoad, options, CLIENTS)));
 
     log(`starting ${SETUPS['modelgate-http'].label}`);
     const modelgate = await startModelgate(context, 'http');
@@ -97,10 +78,7 @@ async function runHttpPart(context: RunContext): Promise<Cell[]> {
         concurrency: HTTP_UPSTREAM_CONCURRENCY,
         timeoutMs: 30_000,
       };
-      const deployed = await call(`${modelgate.url}/v1/models/wide-http/versions`, {
-        key: context.adminKey,
-        json: deployment,
-      });
+      const deployed = await deployVersion(context, modelgate, 'wide-http', deployment);
       if (deployed.status !== 201) {
         // A checkout without the http runtime (or one that refuses this upstream): the direct half stands alone.
         const why = `deploying the http runtime answered ${deployed.status}: ${deployed.bytes.toString().slice(0, 300)}`;
@@ -110,26 +88,15 @@ async function runHttpPart(context: RunContext): Promise<Cell[]> {
       }
       const url = `${modelgate.url}/v1/models/wide-http/predict`;
       const body = workload.body;
-      const answer = await call(url, { body, headers });
-      expectStatus(answer, 200, SETUPS['modelgate-http'].label);
+      const answer = await callSetup('modelgate-http', url, { body, headers });
       const outputs = jsonOf(answer).outputs as { y: number[][] };
       checkAnswer(context, 'modelgate-http', largestDifference(outputs.y[0]!, reference), {
         deployment,
-        deployedVersion: (jsonOf(deployed).versions as unknown[] | undefined)?.[0],
+        deployedVersion: deployedVersionOf(deployed),
       });
-      const serving = {
-        processes: { modelgate: modelgate.pid, upstream: upstream.pid },
-        modelgate: { url: modelgate.url, model: 'wide-http' },
-      };
-      cells.push(
-        ...(await measureSetup(
-          'modelgate-http',
-          serving,
-          autocannonLoad(url, headers, body),
-          options,
-          CLIENTS,
-        )),
-      );
+      const serving = modelgateServing(modelgate, 'wide-http', { upstream: upstream.pid });
+      const load = autocannonLoad(url, headers, body);
+      cells.push(...(await measureSetup('modelgate-http', serving, load, options, CLIENTS)));
     } finally {
       await modelgate.stop();
     }

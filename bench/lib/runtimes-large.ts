@@ -9,26 +9,26 @@ import { endianness } from 'node:os';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { buildConvModel, CONV_CHANNELS, CONV_IMAGE_SIZE, createRng } from '../../examples/build.ts';
-import { startServer } from './children.ts';
 import { runClosedLoop } from './closed-loop.ts';
-import { SETUPS, type Cell } from './runtimes-report.ts';
+import { SETUPS, type Cell, type SetupId } from './runtimes-report.ts';
 import {
-  call,
+  callSetup,
   checkAnswer,
+  deployVersion,
   expectStatus,
   jsonOf,
   largestDifference,
   log,
   measureSetup,
-  parseListeningLine,
-  peerEnv,
+  modelgateServing,
   startModelgate,
   undiciLoad,
+  type Answer,
   type Part,
   type RunCell,
   type RunContext,
 } from './runtimes-measure.ts';
-import { modelgateConfigFor, REPO_ROOT } from './servers.ts';
+import { modelgateConfigFor, startNodePeer } from './servers.ts';
 
 const CLIENTS = [1, 4];
 
@@ -40,6 +40,12 @@ function modelgateSessionOptions(intraOpThreads: number): ort.InferenceSession.S
     executionMode: 'sequential',
     graphOptimizationLevel: 'all',
   };
+}
+
+/** A POST of /v2/models/conv/infer, the same bytes every time. */
+interface V2Request {
+  body: Buffer;
+  headers: Record<string, string>;
 }
 
 const IMAGE_SEED = 11;
@@ -88,15 +94,22 @@ async function runLargePart(context: RunContext): Promise<Cell[]> {
   const path = '/v2/models/conv/infer';
   const modelgate = await startModelgate(context, 'large');
   let binaryAnswer: Buffer;
-  let binaryRequest: { body: Buffer; headers: Record<string, string> };
+  let binaryRequest: V2Request;
   try {
-    const deployed = await call(`${modelgate.url}/v1/models/conv/versions`, {
-      key: context.adminKey,
-      body: onnx,
-      headers: { 'content-type': 'application/octet-stream' },
-    });
-    expectStatus(deployed, 201, 'deploying conv');
+    expectStatus(await deployVersion(context, modelgate, 'conv', onnx), 201, 'deploying conv');
     const auth = { authorization: `Bearer ${context.adminKey}` };
+    const serving = modelgateServing(modelgate, 'conv');
+    // (ii) and (iii) alike: one call, its scores checked against (i), then the load of that same request.
+    const measureV2 = async (setup: SetupId, request: V2Request, scoresOf: (answer: Answer) => number[]) => {
+      const answer = await callSetup(setup, `${modelgate.url}${path}`, request);
+      checkAnswer(context, setup, largestDifference(scoresOf(answer), reference), {
+        requestBytes: request.body.length,
+        responseBytes: answer.bytes.length,
+      });
+      const load = undiciLoad(modelgate.url, path, request.headers, request.body);
+      cells.push(...(await measureSetup(setup, serving, load, options, CLIENTS)));
+      return answer;
+    };
 
     // (ii) Triton's binary tensor extension: a JSON header, then the image's raw bytes; the scores back raw.
     const header = Buffer.from(
@@ -112,60 +125,30 @@ async function runLargePart(context: RunContext): Promise<Cell[]> {
         outputs: [{ name: 'scores', parameters: { binary_data: true } }],
       }),
     );
-    const binaryBody = Buffer.concat([header, Buffer.from(pixels.buffer)]);
-    const binaryHeaders = {
-      ...auth,
-      'content-type': 'application/octet-stream',
-      'inference-header-content-length': String(header.length),
+    binaryRequest = {
+      body: Buffer.concat([header, Buffer.from(pixels.buffer)]),
+      headers: {
+        ...auth,
+        'content-type': 'application/octet-stream',
+        'inference-header-content-length': String(header.length),
+      },
     };
-    const binary = await call(`${modelgate.url}${path}`, { body: binaryBody, headers: binaryHeaders });
-    expectStatus(binary, 200, SETUPS['modelgate-binary'].label);
-    binaryAnswer = binary.bytes;
-    binaryRequest = { body: binaryBody, headers: binaryHeaders };
-    const headerLength = Number(binary.headers.get('inference-header-content-length'));
-    const raw = binary.bytes.subarray(headerLength);
-    const binaryScores = Array.from(
-      new Float32Array(raw.buffer.slice(raw.byteOffset, raw.byteOffset + raw.length)),
-    );
-    checkAnswer(context, 'modelgate-binary', largestDifference(binaryScores, reference), {
-      requestBytes: binaryBody.length,
-      responseBytes: binary.bytes.length,
-    });
-    const serving = {
-      processes: { modelgate: modelgate.pid },
-      modelgate: { url: modelgate.url, model: 'conv' },
+    const binaryScoresOf = (binary: Answer) => {
+      const headerLength = Number(binary.headers.get('inference-header-content-length'));
+      const raw = binary.bytes.subarray(headerLength);
+      return Array.from(new Float32Array(raw.buffer.slice(raw.byteOffset, raw.byteOffset + raw.length)));
     };
-    cells.push(
-      ...(await measureSetup(
-        'modelgate-binary',
-        serving,
-        undiciLoad(modelgate.url, path, binaryHeaders, binaryBody),
-        options,
-        CLIENTS,
-      )),
-    );
+    binaryAnswer = (await measureV2('modelgate-binary', binaryRequest, binaryScoresOf)).bytes;
 
     // (iii) The same through /v2 JSON: the image as a flat array of numbers.
-    const jsonBody = Buffer.from(
-      JSON.stringify({ inputs: [{ name: 'image', datatype: 'FP32', shape: IMAGE_SHAPE, data: image }] }),
-    );
-    const jsonHeaders = { ...auth, 'content-type': 'application/json' };
-    const json = await call(`${modelgate.url}${path}`, { body: jsonBody, headers: jsonHeaders });
-    expectStatus(json, 200, SETUPS['modelgate-json'].label);
-    const jsonScores = (jsonOf(json).outputs as { data: number[] }[])[0]!.data;
-    checkAnswer(context, 'modelgate-json', largestDifference(jsonScores, reference), {
-      requestBytes: jsonBody.length,
-      responseBytes: json.bytes.length,
-    });
-    cells.push(
-      ...(await measureSetup(
-        'modelgate-json',
-        serving,
-        undiciLoad(modelgate.url, path, jsonHeaders, jsonBody),
-        options,
-        CLIENTS,
-      )),
-    );
+    const jsonRequest = {
+      body: Buffer.from(
+        JSON.stringify({ inputs: [{ name: 'image', datatype: 'FP32', shape: IMAGE_SHAPE, data: image }] }),
+      ),
+      headers: { ...auth, 'content-type': 'application/json' },
+    };
+    const jsonScoresOf = (json: Answer) => (jsonOf(json).outputs as { data: number[] }[])[0]!.data;
+    await measureV2('modelgate-json', jsonRequest, jsonScoresOf);
   } finally {
     await modelgate.stop();
   }
@@ -174,32 +157,14 @@ async function runLargePart(context: RunContext): Promise<Cell[]> {
   log(`starting ${SETUPS['transport-floor'].label}`);
   const answerPath = join(context.runDir, 'conv.response.bin');
   writeFileSync(answerPath, binaryAnswer);
-  const floor = await startServer({
-    label: 'transport-floor',
-    command: process.execPath,
-    args: [
-      '--import',
-      'tsx',
-      join(REPO_ROOT, 'bench/peers/fixed-response.ts'),
-      '--port',
-      '0',
-      `--response=conv=${answerPath}`,
-    ],
-    cwd: REPO_ROOT,
-    env: peerEnv(),
-    parseReadyLine: parseListeningLine,
-  });
+  const floor = await startNodePeer('transport-floor', 'bench/peers/fixed-response.ts', [
+    `--response=conv=${answerPath}`,
+  ]);
   try {
     checkAnswer(context, 'transport-floor', 0, { answers: 'the bytes of (ii), without reading them' });
-    cells.push(
-      ...(await measureSetup(
-        'transport-floor',
-        { processes: { 'node:http': floor.pid } },
-        undiciLoad(floor.url, path, binaryRequest.headers, binaryRequest.body),
-        options,
-        [1],
-      )),
-    );
+    const serving = { processes: { 'node:http': floor.pid } };
+    const load = undiciLoad(floor.url, path, binaryRequest.headers, binaryRequest.body);
+    cells.push(...(await measureSetup('transport-floor', serving, load, options, [1])));
   } finally {
     await floor.stop();
   }

@@ -12,7 +12,8 @@ import { runLoad, type LoadResult } from './load.ts';
 import { batchStatsBetween, readBatchTotals, type BatchStats } from './modelgate-metrics.ts';
 import { readTreeCpuSeconds, treeCpuBetween, type TreeCpu } from './process-tree.ts';
 import { isNoisy, SETUPS, type Cell, type PartId, type SetupId } from './runtimes-report.ts';
-import { HOST, startBenchServer } from './servers.ts';
+import { startBenchServer } from './servers.ts';
+import { round } from './stats.ts';
 
 export const PYTHON = '/usr/bin/python3';
 const PAUSE_BETWEEN_CELLS_MS = 300;
@@ -35,7 +36,6 @@ export interface Part {
 }
 
 const delay = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-export const round = (value: number, digits: number) => Math.round(value * 10 ** digits) / 10 ** digits;
 export const log = (message: string) => process.stderr.write(`${message}\n`);
 
 /** Everything the parts share in one run. */
@@ -175,18 +175,6 @@ export async function measureSetup(
 // ---------------------------------------------------------------------------------------------------------
 // Servers and calls
 
-/** Servers of this run print one JSON line once they listen: {"event":"listening","port":…, …}. */
-export function parseListeningLine(line: string) {
-  if (!line.startsWith('{"event":"listening"')) return undefined;
-  const info = JSON.parse(line) as { port: number } & Record<string, unknown>;
-  return { url: `http://${HOST}:${info.port}`, info };
-}
-
-/** The peers get none of this environment's MODELGATE_* settings. */
-export function peerEnv(): NodeJS.ProcessEnv {
-  return Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith('MODELGATE_')));
-}
-
 /**
  * A fresh modelgate (empty database, its own data directory, removed when it stops), started as
  * bench:realtime starts it: `serve --examples` with this environment's MODELGATE_* settings.
@@ -209,6 +197,16 @@ export async function startModelgate(context: RunContext, part: PartId): Promise
     },
   };
 }
+
+/** A modelgate setup: that process (and the `others` it calls), and the model whose batches it reports. */
+export const modelgateServing = (
+  modelgate: ServerProcess,
+  model: string,
+  others: Record<string, number> = {},
+): Serving => ({
+  processes: { modelgate: modelgate.pid, ...others },
+  modelgate: { url: modelgate.url, model },
+});
 
 export interface Answer {
   status: number;
@@ -251,6 +249,35 @@ export function expectStatus(answer: Answer, status: number, what: string): void
   if (answer.status !== status)
     throw new Error(`${what}: answered ${answer.status}: ${answer.bytes.toString()}`);
 }
+
+/** The one call a setup answers before it is measured: anything but 200 stops the part. */
+export async function callSetup(
+  setup: SetupId,
+  url: string,
+  init: Parameters<typeof call>[1],
+): Promise<Answer> {
+  const answer = await call(url, init);
+  expectStatus(answer, 200, SETUPS[setup].label);
+  return answer;
+}
+
+/** Uploads a version of `model` to a modelgate of this run: its bytes (ONNX, an archive) or a deployment. */
+export function deployVersion(
+  context: RunContext,
+  modelgate: ServerProcess,
+  model: string,
+  upload: Uint8Array | Record<string, unknown>,
+): Promise<Answer> {
+  const init =
+    upload instanceof Uint8Array
+      ? { body: upload, headers: { 'content-type': 'application/octet-stream' } }
+      : { json: upload };
+  return call(`${modelgate.url}/v1/models/${model}/versions`, { key: context.adminKey, ...init });
+}
+
+/** The version a deploy created, as the results record it. */
+export const deployedVersionOf = (deployed: Answer) =>
+  (jsonOf(deployed).versions as unknown[] | undefined)?.[0];
 
 /** Largest absolute difference between two equally long lists of numbers; Infinity if their lengths differ. */
 export function largestDifference(a: readonly number[], b: readonly number[]): number {

@@ -2,6 +2,16 @@
 // median of its rounds), the results table as text, and the targets checked against the cells. A cell
 // with failed requests is flagged, and a target that depends on one fails rather than trusting it.
 import type { BatchStats } from './modelgate-metrics.ts';
+import {
+  checkPair,
+  fmt,
+  formatNotes,
+  formatRoundsRange,
+  formatRows,
+  isNoisyLoad,
+  medianRounds,
+  type TargetCheck,
+} from './verdict.ts';
 
 export const PART_IDS = ['command', 'http', 'large'] as const;
 export type PartId = (typeof PART_IDS)[number];
@@ -37,9 +47,6 @@ export const REFERENCE_SETUP: Record<PartId, SetupId> = {
   http: 'upstream',
   large: 'in-process',
 };
-
-/** Above this many cores of outside work during a cell (the machine is shared), the cell is noisy. */
-export const NOISY_OTHER_CPU_CORES = 0.25;
 
 export interface Cell {
   part: PartId;
@@ -77,36 +84,17 @@ export interface Cell {
   ok: boolean;
 }
 
-export interface TargetCheck {
-  target: string;
-  /** null when a cell it needs was not measured in this run. */
-  pass: boolean | null;
-  detail: string;
-}
-
-export const isNoisy = (cell: Cell) => cell.otherCpuCores > NOISY_OTHER_CPU_CORES;
+export const isNoisy = (cell: Cell) => isNoisyLoad(cell.otherCpuCores);
 
 const findCell = (cells: readonly Cell[], setup: SetupId, clients: number) =>
   cells.find((cell) => cell.setup === setup && cell.clients === clients);
-
-const fmt = (value: number, digits: number) => (Number.isFinite(value) ? value.toFixed(digits) : 'n/a');
 
 /**
  * One cell per setup and clients: the round with the median req/s (the lower middle of an even count),
  * carrying every round's req/s.
  */
 export function medianCells(rounds: readonly Cell[]): Cell[] {
-  const groups = new Map<string, Cell[]>();
-  for (const cell of rounds) {
-    const key = `${cell.setup} ${cell.clients}`;
-    groups.set(key, [...(groups.get(key) ?? []), cell]);
-  }
-  const cells = [...groups.values()].map((group) => {
-    const sorted = [...group].sort((a, b) => a.requestsPerSecond - b.requestsPerSecond);
-    const median = sorted[Math.floor((sorted.length - 1) / 2)]!;
-    return { ...median, roundsRequestsPerSecond: group.map((cell) => cell.requestsPerSecond) };
-  });
-  return cells.sort(
+  return medianRounds(rounds, (cell) => `${cell.setup} ${cell.clients}`).sort(
     (a, b) =>
       PART_IDS.indexOf(a.part) - PART_IDS.indexOf(b.part) ||
       a.clients - b.clients ||
@@ -142,9 +130,7 @@ export function formatTable(cells: readonly Cell[]): string {
       String(cell.clients),
       SETUPS[cell.setup].label,
       fmt(cell.requestsPerSecond, 0),
-      cell.roundsRequestsPerSecond
-        ? `${fmt(Math.min(...cell.roundsRequestsPerSecond), 0)}-${fmt(Math.max(...cell.roundsRequestsPerSecond), 0)}`
-        : '',
+      formatRoundsRange(cell.roundsRequestsPerSecond),
       reference && !isReference ? `${fmt(cell.requestsPerSecond / reference.requestsPerSecond, 2)}x` : '',
       fmt(cell.p50Ms, 2),
       reference && !isReference ? `${fmt(cell.p50Ms / reference.p50Ms, 2)}x` : '',
@@ -153,39 +139,19 @@ export function formatTable(cells: readonly Cell[]): string {
       String(cell.failed + cell.errors),
       fmt(cell.serverCpuCores, 2),
       fmt(cell.serverCpuUsPerRequest, 0),
-      [
-        cell.ok ? '' : '<< FAILED REQUESTS',
-        isNoisy(cell) ? `~ noisy: other work used ${fmt(cell.otherCpuCores, 2)} cores` : '',
-      ]
-        .filter(Boolean)
-        .join(' '),
+      formatNotes(cell.ok ? undefined : 'FAILED REQUESTS', cell.otherCpuCores),
     ];
   });
-  const widths = header.map((title, i) => Math.max(title.length, ...rows.map((row) => row[i]!.length)));
-  const leftAligned = new Set([0, 2, 13]);
-  const line = (row: string[]) =>
-    row
-      .map((text, i) => (leftAligned.has(i) ? text.padEnd(widths[i]!) : text.padStart(widths[i]!)))
-      .join('  ')
-      .trimEnd();
-  return [line(header), line(widths.map((width) => '-'.repeat(width))), ...rows.map(line)].join('\n');
+  return formatRows(header, rows, new Set([0, 2, 13]));
 }
 
-function compare(
+const compare = (
   cells: readonly Cell[],
   target: string,
   subject: [SetupId, number],
   reference: [SetupId, number],
   check: (subject: Cell, reference: Cell) => { pass: boolean; detail: string },
-): TargetCheck {
-  const measured = findCell(cells, ...subject);
-  const base = findCell(cells, ...reference);
-  if (!measured || !base) return { target, pass: null, detail: 'not measured in this run' };
-  const { pass, detail } = check(measured, base);
-  if (!measured.ok || !base.ok)
-    return { target, pass: false, detail: `${detail}; a cell had failed requests` };
-  return { target, pass, detail };
-}
+) => checkPair(target, findCell(cells, ...subject), findCell(cells, ...reference), check);
 
 const throughputAtLeast = (factor: number) => (subject: Cell, reference: Cell) => ({
   pass: subject.requestsPerSecond >= factor * reference.requestsPerSecond,
@@ -240,13 +206,4 @@ export function checkTargets(cells: readonly Cell[]): TargetCheck[] {
       }),
     ),
   ];
-}
-
-export function formatTargets(checks: readonly TargetCheck[]): string {
-  return checks
-    .map((check) => {
-      const verdict = check.pass === null ? 'N/A ' : check.pass ? 'PASS' : 'FAIL';
-      return `${verdict}  ${check.target}: ${check.detail}`;
-    })
-    .join('\n');
 }

@@ -1,7 +1,7 @@
 // The four servers of the realtime benchmark and how each is started: the two peers under bench/peers/
 // (through tsx) and modelgate itself (bin/modelgate.js serve --examples), each on an ephemeral port of
 // 127.0.0.1 with a fresh data directory, and nothing of this environment's MODELGATE_* settings leaking
-// into the peers.
+// into the peers. bench:runtimes starts its peers and modelgate through here too.
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -59,16 +59,21 @@ function parsePeerReadyLine(line: string) {
   return { url: `http://${HOST}:${info.port}`, info };
 }
 
-function startPeer(id: ServerId, script: string, args: string[]): Promise<ServerProcess> {
+/** A peer server, `command args` run from the repository root, that prints that line once it listens. */
+export function startPeer(label: string, command: string, args: string[]): Promise<ServerProcess> {
   return startServer({
-    label: id,
-    command: process.execPath,
-    args: ['--import', 'tsx', join(REPO_ROOT, script), '--port', '0', ...args],
+    label,
+    command,
+    args,
     cwd: REPO_ROOT,
     env: peerEnv(),
     parseReadyLine: parsePeerReadyLine,
   });
 }
+
+/** One of the peers under bench/peers/ (`script`, from the repository root), through tsx, on an ephemeral port. */
+export const startNodePeer = (label: string, script: string, args: string[]) =>
+  startPeer(label, process.execPath, ['--import', 'tsx', join(REPO_ROOT, script), '--port', '0', ...args]);
 
 export async function startBenchServer(id: ServerId, inputs: ServerInputs): Promise<ServerProcess> {
   switch (id) {
@@ -78,11 +83,11 @@ export async function startBenchServer(id: ServerId, inputs: ServerInputs): Prom
         writeFileSync(path, bytes);
         return `--response=${model}=${path}`;
       });
-      return startPeer(id, 'bench/peers/fixed-response.ts', args);
+      return startNodePeer(id, 'bench/peers/fixed-response.ts', args);
     }
     case 'peer': {
       const args = [...inputs.modelPaths].map(([model, path]) => `--model=${model}=${path}`);
-      return startPeer(id, 'bench/peers/bare-onnx.ts', args);
+      return startNodePeer(id, 'bench/peers/bare-onnx.ts', args);
     }
     case 'modelgate-no-batching':
     case 'modelgate-batching': {

@@ -6,36 +6,18 @@
 // Prints one JSON line `{"event":"listening","port":…,"sessionOptions":…,"processThreads":…}` on stdout.
 import { readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage } from 'node:http';
-import { parseArgs } from 'node:util';
 import * as ort from 'onnxruntime-node';
+import { countProcessThreads, readPeerArgs, serve } from './serve.ts';
 
-const { values } = parseArgs({
-  options: {
-    port: { type: 'string', default: '0' },
-    model: { type: 'string', multiple: true, default: [] },
-  },
-  strict: true,
-});
+const { port, paths } = readPeerArgs('model');
 
 const PREDICT_PATH = /^\/v1\/models\/([^/]+)\/predict$/;
 // Deliberately empty: a hand-written server keeps ORT's defaults (intra-op threads = physical cores).
 const SESSION_OPTIONS: ort.InferenceSession.SessionOptions = {};
 
-/** OS threads of this process right now (Linux), to record how many threads ORT's defaults started. */
-function countProcessThreads(): number | undefined {
-  try {
-    const match = /^Threads:\s+(\d+)$/m.exec(readFileSync('/proc/self/status', 'utf8'));
-    return match ? Number(match[1]) : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
 const threadsBeforeSessions = countProcessThreads();
 const sessions = new Map<string, ort.InferenceSession>();
-for (const entry of values.model) {
-  const [name, path] = entry.split('=');
-  if (!name || !path) throw new Error(`--model takes name=path, got "${entry}"`);
+for (const [name, path] of paths) {
   sessions.set(name, await ort.InferenceSession.create(readFileSync(path), SESSION_OPTIONS));
 }
 
@@ -95,22 +77,8 @@ const server = createServer((request, response) => {
     );
 });
 
-server.listen(Number(values.port), '127.0.0.1', () => {
-  const address = server.address();
-  const port = typeof address === 'object' && address ? address.port : 0;
-  const ready = {
-    event: 'listening',
-    port,
-    sessionOptions: SESSION_OPTIONS,
-    threadsBeforeSessions,
-    processThreads: countProcessThreads(),
-  };
-  process.stdout.write(`${JSON.stringify(ready)}\n`);
-});
-
-const stop = () => {
-  server.close(() => process.exit(0));
-  server.closeAllConnections();
-};
-process.on('SIGTERM', stop);
-process.on('SIGINT', stop);
+serve(server, port, () => ({
+  sessionOptions: SESSION_OPTIONS,
+  threadsBeforeSessions,
+  processThreads: countProcessThreads(),
+}));

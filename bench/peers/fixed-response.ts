@@ -6,21 +6,13 @@
 // Prints one JSON line `{"event":"listening","port":…}` on stdout once it accepts connections.
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
-import { parseArgs } from 'node:util';
+import { readPeerArgs, serve } from './serve.ts';
 
-const { values } = parseArgs({
-  options: {
-    port: { type: 'string', default: '0' },
-    response: { type: 'string', multiple: true, default: [] },
-  },
-  strict: true,
-});
+const { port, paths } = readPeerArgs('response');
 
 const MODEL_PATH = /^\/(?:v1\/models\/([^/]+)\/predict|v2\/models\/([^/]+)\/infer)$/;
 const responses = new Map<string, { bytes: Buffer; contentType: string }>();
-for (const entry of values.response) {
-  const [name, path] = entry.split('=');
-  if (!name || !path) throw new Error(`--response takes name=path, got "${entry}"`);
+for (const [name, path] of paths) {
   const contentType = path.endsWith('.bin') ? 'application/octet-stream' : 'application/json; charset=utf-8';
   responses.set(name, { bytes: readFileSync(path), contentType });
 }
@@ -40,15 +32,4 @@ const server = createServer((request, response) => {
   });
 });
 
-server.listen(Number(values.port), '127.0.0.1', () => {
-  const address = server.address();
-  const port = typeof address === 'object' && address ? address.port : 0;
-  process.stdout.write(`${JSON.stringify({ event: 'listening', port })}\n`);
-});
-
-const stop = () => {
-  server.close(() => process.exit(0));
-  server.closeAllConnections();
-};
-process.on('SIGTERM', stop);
-process.on('SIGINT', stop);
+serve(server, port);

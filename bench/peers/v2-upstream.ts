@@ -13,16 +13,10 @@
 //   POST /v2/models/{m}/infer       {"inputs":[{name,datatype,shape,data: flat}]} → {model_name, outputs}
 import { readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import { parseArgs } from 'node:util';
 import * as ort from 'onnxruntime-node';
+import { countProcessThreads, readPeerArgs, serve } from './serve.ts';
 
-const { values } = parseArgs({
-  options: {
-    port: { type: 'string', default: '0' },
-    model: { type: 'string', multiple: true, default: [] },
-  },
-  strict: true,
-});
+const { port, paths } = readPeerArgs('model');
 
 const SERVER = { name: 'v2-upstream', version: '1', extensions: [] as string[] };
 // Deliberately empty, as in bare-onnx.ts: a hand-written server keeps ORT's defaults (a pool of one
@@ -58,20 +52,9 @@ function metadataOf(value: ort.InferenceSession.ValueMetadata): TensorMetadata {
   };
 }
 
-function countProcessThreads(): number | undefined {
-  try {
-    const match = /^Threads:\s+(\d+)$/m.exec(readFileSync('/proc/self/status', 'utf8'));
-    return match ? Number(match[1]) : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
 const threadsBeforeSessions = countProcessThreads();
 const models = new Map<string, ServedModel>();
-for (const entry of values.model) {
-  const [name, path] = entry.split('=');
-  if (!name || !path) throw new Error(`--model takes name=path, got "${entry}"`);
+for (const [name, path] of paths) {
   const session = await ort.InferenceSession.create(readFileSync(path), SESSION_OPTIONS);
   models.set(name, {
     session,
@@ -204,23 +187,9 @@ const server = createServer((request, response) => {
   send(response, 405, { error: `${request.method} ${path} is not allowed` });
 });
 
-server.listen(Number(values.port), '127.0.0.1', () => {
-  const address = server.address();
-  const port = typeof address === 'object' && address ? address.port : 0;
-  const ready = {
-    event: 'listening',
-    port,
-    sessionOptions: SESSION_OPTIONS,
-    inferencesAtOnce: 1,
-    threadsBeforeSessions,
-    processThreads: countProcessThreads(),
-  };
-  process.stdout.write(`${JSON.stringify(ready)}\n`);
-});
-
-const stop = () => {
-  server.close(() => process.exit(0));
-  server.closeAllConnections();
-};
-process.on('SIGTERM', stop);
-process.on('SIGINT', stop);
+serve(server, port, () => ({
+  sessionOptions: SESSION_OPTIONS,
+  inferencesAtOnce: 1,
+  threadsBeforeSessions,
+  processThreads: countProcessThreads(),
+}));

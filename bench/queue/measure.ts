@@ -5,7 +5,7 @@
 // - latency: jobs submitted one at a time on an otherwise idle system, each timed from submit until its
 //   result is observed, with a random pause before each so that submits do not lock onto a poll timer.
 import type pg from 'pg';
-import { percentile } from '../lib/stats.ts';
+import { percentile, round } from '../lib/stats.ts';
 import { cpuUseBetween, takeCpuSnapshot, type CpuUse } from './cpu.ts';
 import type { Outcomes, RunningSystem, WorkloadId } from './system.ts';
 
@@ -63,7 +63,6 @@ export interface LatencyResult {
 }
 
 const delay = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-const round = (value: number, digits: number) => Math.round(value * 10 ** digits) / 10 ** digits;
 const messageOf = (error: unknown) => (error instanceof Error ? error.message : String(error));
 
 export async function measureThroughput(

@@ -1,7 +1,7 @@
 // The queue benchmark's verdict: the measured cells as two text tables (throughput, latency) and the
 // issue's targets checked against them. A cell whose jobs did not all succeed is flagged, and a target that
 // depends on one fails rather than trusting its numbers.
-import type { TargetCheck } from '../lib/report.ts';
+import { checkPair, fmt, formatNotes, formatRows, isNoisyLoad, type TargetCheck } from '../lib/verdict.ts';
 import type { LatencyResult, ThroughputResult } from './measure.ts';
 import {
   describeWorkers,
@@ -11,9 +11,6 @@ import {
   type SystemId,
   type WorkloadId,
 } from './system.ts';
-
-export { formatTargets, NOISY_OTHER_CPU_CORES, type TargetCheck } from '../lib/report.ts';
-import { NOISY_OTHER_CPU_CORES } from '../lib/report.ts';
 
 interface CellKey {
   system: SystemId;
@@ -33,7 +30,7 @@ export const TARGET_THROUGHPUT_VS_PG_BOSS = 2;
 export const TARGET_THROUGHPUT_VS_GRAPHILE_WORKER = 1;
 export const TARGET_P50_MS = 10;
 
-export const isNoisy = (cell: { cpu: { otherCores: number } }) => cell.cpu.otherCores > NOISY_OTHER_CPU_CORES;
+export const isNoisy = (cell: { cpu: { otherCores: number } }) => isNoisyLoad(cell.cpu.otherCores);
 
 export function throughputOk(result: ThroughputResult): boolean {
   return !result.timedOut && result.submitErrors === 0 && result.outcomes.succeeded === result.jobs;
@@ -42,8 +39,6 @@ export function throughputOk(result: ThroughputResult): boolean {
 export function latencyOk(result: LatencyResult, requested: number): boolean {
   return result.failed === 0 && result.jobs === requested;
 }
-
-const fmt = (value: number, digits: number) => (Number.isFinite(value) ? value.toFixed(digits) : 'n/a');
 
 function sortCells<T extends CellKey>(cells: readonly T[]): T[] {
   return [...cells].sort(
@@ -54,16 +49,6 @@ function sortCells<T extends CellKey>(cells: readonly T[]): T[] {
   );
 }
 
-function formatRows(header: string[], rows: string[][], leftAligned: Set<number>): string {
-  const widths = header.map((title, i) => Math.max(title.length, ...rows.map((row) => row[i]!.length)));
-  const line = (row: string[]) =>
-    row
-      .map((text, i) => (leftAligned.has(i) ? text.padEnd(widths[i]!) : text.padStart(widths[i]!)))
-      .join('  ')
-      .trimEnd();
-  return [line(header), line(widths.map((width) => '-'.repeat(width))), ...rows.map(line)].join('\n');
-}
-
 const findCell = <T extends CellKey>(
   cells: readonly T[],
   system: SystemId,
@@ -71,14 +56,16 @@ const findCell = <T extends CellKey>(
   workload: WorkloadId,
 ) => cells.find((cell) => cell.system === system && cell.workers === workers && cell.workload === workload);
 
-function notes(cell: CellKey & { cpu: { otherCores: number } }, failure: string): string {
-  return [
-    cell.ok ? '' : `<< ${failure}`,
-    isNoisy(cell) ? `~ noisy: other work used ${fmt(cell.cpu.otherCores, 2)} cores` : '',
-  ]
-    .filter(Boolean)
-    .join(' ');
-}
+/** The columns every table starts with. */
+const keyColumns = (cell: CellKey & { jobs: number }) => [
+  cell.workload,
+  String(cell.workers),
+  SYSTEM_LABELS[cell.system],
+  String(cell.jobs),
+];
+
+const notes = (cell: CellKey & { cpu: { otherCores: number } }, failure: string) =>
+  formatNotes(cell.ok ? undefined : failure, cell.cpu.otherCores);
 
 export function formatThroughputTable(cells: readonly ThroughputCell[]): string {
   const header = [
@@ -103,10 +90,7 @@ export function formatThroughputTable(cells: readonly ThroughputCell[]): string 
     return other ? `${fmt(cell.jobsPerSecond / other.jobsPerSecond, 2)}x` : '';
   };
   const rows = sortCells(cells).map((cell) => [
-    cell.workload,
-    String(cell.workers),
-    SYSTEM_LABELS[cell.system],
-    String(cell.jobs),
+    ...keyColumns(cell),
     fmt(cell.jobsPerSecond, 0),
     ratio(cell, 'pg-boss'),
     ratio(cell, 'graphile-worker'),
@@ -128,10 +112,7 @@ export function formatThroughputTable(cells: readonly ThroughputCell[]): string 
 export function formatLatencyTable(cells: readonly LatencyCell[]): string {
   const header = ['workload', 'workers', 'system', 'jobs', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms', ''];
   const rows = sortCells(cells).map((cell) => [
-    cell.workload,
-    String(cell.workers),
-    SYSTEM_LABELS[cell.system],
-    String(cell.jobs),
+    ...keyColumns(cell),
     fmt(cell.p50Ms, 2),
     fmt(cell.p90Ms, 2),
     fmt(cell.p99Ms, 2),
@@ -154,18 +135,20 @@ export function checkTargets(
       ['graphile-worker', TARGET_THROUGHPUT_VS_GRAPHILE_WORKER],
     ] as const) {
       const target = `modelgate trivial jobs/s >= ${factor === 1 ? '' : `${factor}x `}${peer}, ${describeWorkers('modelgate', workers)}`;
-      const ours = findCell(throughput, 'modelgate', workers, 'trivial');
-      const theirs = findCell(throughput, peer, workers, 'trivial');
-      if (!ours || !theirs) {
-        checks.push({ target, pass: null, detail: 'not measured in this run' });
-        continue;
-      }
-      const ratio = ours.jobsPerSecond / theirs.jobsPerSecond;
-      const detail = `${fmt(ours.jobsPerSecond, 0)} vs ${fmt(theirs.jobsPerSecond, 0)} jobs/s = ${fmt(ratio, 2)}x`;
       checks.push(
-        ours.ok && theirs.ok
-          ? { target, pass: ratio >= factor, detail }
-          : { target, pass: false, detail: `${detail}; a cell had failed or unfinished jobs` },
+        checkPair(
+          target,
+          findCell(throughput, 'modelgate', workers, 'trivial'),
+          findCell(throughput, peer, workers, 'trivial'),
+          (ours, theirs) => {
+            const ratio = ours.jobsPerSecond / theirs.jobsPerSecond;
+            return {
+              pass: ratio >= factor,
+              detail: `${fmt(ours.jobsPerSecond, 0)} vs ${fmt(theirs.jobsPerSecond, 0)} jobs/s = ${fmt(ratio, 2)}x`,
+            };
+          },
+          'a cell had failed or unfinished jobs',
+        ),
       );
     }
   }
