@@ -35,7 +35,7 @@ const USAGE = `Usage: npm run bench:runtimes -- [options]
                         command  the iris model as a Python program: (a) over its pipe, (b) behind a
                                  hand-written http.server, (c) in modelgate's command runtime; 1 and 64 clients
                         http     a one-at-a-time v2 upstream (wide-mlp) direct, and behind modelgate's http
-                                 runtime; 1 and 64 clients
+                                 runtime, with ORT's defaults and with 1 ORT thread; 1 and 64 clients
                         large    a conv model on a [1,3,320,320] image: (i) in-process session.run, (0) a bare
                                  node:http server moving the same bytes without a model, modelgate
                                  /v2 infer with (ii) binary tensors and (iii) JSON; 1 and 4 clients

@@ -1,9 +1,12 @@
 // The runtimes benchmark's http part: a model server that runs one request at a time and gains from
 // batches (wide-mlp behind bench/peers/v2-upstream.ts, Open Inference Protocol v2 JSON), called directly,
 // and through modelgate's http runtime, which batches in front of it; one row per request, 1 and 64 clients.
+// The server runs twice: with ORT's defaults (a pool of one spinning thread per core, its best alone on the
+// machine) and with one intra-op thread (what a team sets on cores it shares, here with modelgate and the
+// load generator); the targets take each side at its best configuration.
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { SETUPS, type Cell } from './runtimes-report.ts';
+import { SETUPS, type Cell, type SetupId } from './runtimes-report.ts';
 import {
   addNote,
   autocannonLoad,
@@ -39,17 +42,37 @@ const UPSTREAM_MODEL = 'wide-mlp';
 /** Built once per run, the same bytes every round. */
 let cachedWorkload: Workload | undefined;
 
+/** The upstream's configurations: its setups direct and behind modelgate, and its extra arguments. */
+const CONFIGURATIONS: { direct: SetupId; inFront: SetupId; args: string[] }[] = [
+  { direct: 'upstream', inFront: 'modelgate-http', args: [] },
+  { direct: 'upstream-one-thread', inFront: 'modelgate-http-one-thread', args: ['--threads', '1'] },
+];
+
 async function runHttpPart(context: RunContext): Promise<Cell[]> {
-  const { options } = context;
   const workload = (cachedWorkload ??= buildWorkload('wide-mlp'));
   const modelPath = join(context.runDir, 'wide-mlp.onnx');
   writeFileSync(modelPath, workload.onnx);
+  const cells: Cell[] = [];
+  for (const configuration of CONFIGURATIONS) {
+    cells.push(...(await measureUpstream(context, workload, modelPath, configuration)));
+  }
+  return cells;
+}
+
+async function measureUpstream(
+  context: RunContext,
+  workload: Workload,
+  modelPath: string,
+  { direct: directSetup, inFront, args }: (typeof CONFIGURATIONS)[number],
+): Promise<Cell[]> {
+  const { options } = context;
   const headers = { 'content-type': 'application/json', authorization: `Bearer ${context.adminKey}` };
   const cells: Cell[] = [];
 
-  log(`starting ${SETUPS.upstream.label}`);
+  log(`starting ${SETUPS[directSetup].label}`);
   const upstream = await startNodePeer('v2-upstream', 'bench/peers/v2-upstream.ts', [
     `--model=${UPSTREAM_MODEL}=${modelPath}`,
+    ...args,
   ]);
   try {
     // The same upstream process serves both setups: ORT's default thread pool behaves differently from one
@@ -60,14 +83,14 @@ async function runHttpPart(context: RunContext): Promise<Cell[]> {
       inputs: [{ name: 'x', datatype: 'FP32', shape: [1, workload.row.length], data: workload.row }],
     });
     const directUrl = `${upstream.url}/v2/models/${UPSTREAM_MODEL}/infer`;
-    const direct = await callSetup('upstream', directUrl, { body: directBody, headers });
+    const direct = await callSetup(directSetup, directUrl, { body: directBody, headers });
     const reference = (jsonOf(direct).outputs as { data: number[] }[])[0]!.data;
-    checkAnswer(context, 'upstream', 0, { announced: upstream.info, metadata: jsonOf(metadata) });
+    checkAnswer(context, directSetup, 0, { announced: upstream.info, metadata: jsonOf(metadata) });
     const upstreamOnly = { processes: { upstream: upstream.pid } };
     const directLoad = autocannonLoad(directUrl, headers, directBody);
-    cells.push(...(await measureSetup('upstream', upstreamOnly, directLoad, options, CLIENTS)));
+    cells.push(...(await measureSetup(directSetup, upstreamOnly, directLoad, options, CLIENTS)));
 
-    log(`starting ${SETUPS['modelgate-http'].label}`);
+    log(`starting ${SETUPS[inFront].label} (${SETUPS[directSetup].label})`);
     const modelgate = await startModelgate(context, 'http');
     try {
       const deployment = {
@@ -82,21 +105,21 @@ async function runHttpPart(context: RunContext): Promise<Cell[]> {
       if (deployed.status !== 201) {
         // A checkout without the http runtime (or one that refuses this upstream): the direct half stands alone.
         const why = `deploying the http runtime answered ${deployed.status}: ${deployed.bytes.toString().slice(0, 300)}`;
-        log(`  ${why}; skipping ${SETUPS['modelgate-http'].label}`);
-        addNote(context, `modelgate-http not measured: ${why}`);
+        log(`  ${why}; skipping ${SETUPS[inFront].label}`);
+        addNote(context, `${inFront} not measured: ${why}`);
         return cells;
       }
       const url = `${modelgate.url}/v1/models/wide-http/predict`;
       const body = workload.body;
-      const answer = await callSetup('modelgate-http', url, { body, headers });
+      const answer = await callSetup(inFront, url, { body, headers });
       const outputs = jsonOf(answer).outputs as { y: number[][] };
-      checkAnswer(context, 'modelgate-http', largestDifference(outputs.y[0]!, reference), {
+      checkAnswer(context, inFront, largestDifference(outputs.y[0]!, reference), {
         deployment,
         deployedVersion: deployedVersionOf(deployed),
       });
       const serving = modelgateServing(modelgate, 'wide-http', { upstream: upstream.pid });
       const load = autocannonLoad(url, headers, body);
-      cells.push(...(await measureSetup('modelgate-http', serving, load, options, CLIENTS)));
+      cells.push(...(await measureSetup(inFront, serving, load, options, CLIENTS)));
     } finally {
       await modelgate.stop();
     }
@@ -108,6 +131,10 @@ async function runHttpPart(context: RunContext): Promise<Cell[]> {
 
 export const httpPart: Part = {
   clients: CLIENTS,
-  settings: { upstreamModel: UPSTREAM_MODEL, upstreamConcurrency: HTTP_UPSTREAM_CONCURRENCY },
+  settings: {
+    upstreamModel: UPSTREAM_MODEL,
+    upstreamConcurrency: HTTP_UPSTREAM_CONCURRENCY,
+    upstreamConfigurations: Object.fromEntries(CONFIGURATIONS.map((c) => [c.direct, c.args.join(' ')])),
+  },
   run: runHttpPart,
 };

@@ -22,6 +22,8 @@ export const SETUP_IDS = [
   'modelgate-command',
   'upstream',
   'modelgate-http',
+  'upstream-one-thread',
+  'modelgate-http-one-thread',
   'in-process',
   'transport-floor',
   'modelgate-binary',
@@ -33,8 +35,10 @@ export const SETUPS: Record<SetupId, { part: PartId; label: string }> = {
   pipe: { part: 'command', label: '(a) predict.py over its pipe' },
   'python-http': { part: 'command', label: '(b) hand-written http.server' },
   'modelgate-command': { part: 'command', label: '(c) modelgate command runtime' },
-  upstream: { part: 'http', label: 'upstream direct (v2 JSON)' },
-  'modelgate-http': { part: 'http', label: 'modelgate http runtime -> upstream' },
+  upstream: { part: 'http', label: 'upstream direct (v2 JSON), ORT defaults' },
+  'modelgate-http': { part: 'http', label: 'modelgate http runtime -> it' },
+  'upstream-one-thread': { part: 'http', label: 'upstream direct, 1 ORT thread' },
+  'modelgate-http-one-thread': { part: 'http', label: 'modelgate http runtime -> it' },
   'in-process': { part: 'large', label: '(i) in-process session.run' },
   'transport-floor': { part: 'large', label: '(0) bare node:http, same bytes, no model' },
   'modelgate-binary': { part: 'large', label: '(ii) modelgate /v2 binary' },
@@ -102,6 +106,12 @@ export function medianCells(rounds: readonly Cell[]): Cell[] {
   );
 }
 
+/** What a setup is compared with in the table: its part's reference, or the upstream it runs in front of. */
+const referenceOf = (setup: SetupId): SetupId =>
+  setup === 'upstream-one-thread' || setup === 'modelgate-http-one-thread'
+    ? 'upstream-one-thread'
+    : REFERENCE_SETUP[SETUPS[setup].part];
+
 export function formatTable(cells: readonly Cell[]): string {
   const header = [
     'part',
@@ -122,9 +132,9 @@ export function formatTable(cells: readonly Cell[]): string {
   const rows = cells.map((cell) => {
     // The part's reference at the same clients; the in-process run has one client only.
     const reference =
-      findCell(cells, REFERENCE_SETUP[cell.part], cell.clients) ??
+      findCell(cells, referenceOf(cell.setup), cell.clients) ??
       (cell.part === 'large' ? findCell(cells, 'in-process', 1) : undefined);
-    const isReference = cell.setup === REFERENCE_SETUP[cell.part];
+    const isReference = cell.setup === referenceOf(cell.setup);
     return [
       cell.part,
       String(cell.clients),
@@ -153,6 +163,40 @@ const compare = (
   check: (subject: Cell, reference: Cell) => { pass: boolean; detail: string },
 ) => checkPair(target, findCell(cells, ...subject), findCell(cells, ...reference), check);
 
+/** The upstream's two configurations: ORT's defaults, and one intra-op thread. */
+const DIRECT: readonly SetupId[] = ['upstream', 'upstream-one-thread'];
+const IN_FRONT: readonly SetupId[] = ['modelgate-http', 'modelgate-http-one-thread'];
+
+const lowerP50 = (a: Cell, b: Cell) => a.p50Ms < b.p50Ms;
+const higherThroughput = (a: Cell, b: Cell) => a.requestsPerSecond > b.requestsPerSecond;
+
+/** Of `setups` at `clients`, the one whose cell `better` prefers (the first when none was measured). */
+function best(
+  cells: readonly Cell[],
+  setups: readonly SetupId[],
+  clients: number,
+  better: (a: Cell, b: Cell) => boolean,
+): SetupId {
+  let chosen: Cell | undefined;
+  for (const setup of setups) {
+    const cell = findCell(cells, setup, clients);
+    if (cell && (!chosen || better(cell, chosen))) chosen = cell;
+  }
+  return chosen?.setup ?? setups[0]!;
+}
+
+/** A check whose detail says which configuration each side was taken at. */
+const labelled =
+  (check: (subject: Cell, reference: Cell) => { pass: boolean; detail: string }) =>
+  (subject: Cell, reference: Cell) => {
+    const { pass, detail } = check(subject, reference);
+    const configuration = (cell: Cell) => (cell.setup.endsWith('one-thread') ? '1 thread' : 'ORT defaults');
+    return {
+      pass,
+      detail: `${detail}; upstream at ${configuration(subject)} in front, ${configuration(reference)} direct`,
+    };
+  };
+
 const throughputAtLeast = (factor: number) => (subject: Cell, reference: Cell) => ({
   pass: subject.requestsPerSecond >= factor * reference.requestsPerSecond,
   detail: `${fmt(subject.requestsPerSecond, 0)} vs ${fmt(reference.requestsPerSecond, 0)} req/s = ${fmt(subject.requestsPerSecond / reference.requestsPerSecond, 3)}x`,
@@ -179,19 +223,21 @@ export function checkTargets(cells: readonly Cell[]): TargetCheck[] {
       ['python-http', 1],
       p50WithinMs(1),
     ),
+    // The upstream runs in two configurations; each side is taken at its best one (the upstream direct
+    // at its lowest p50 or highest req/s, modelgate in front at its own).
     compare(
       cells,
-      'modelgate in front adds <= 1 ms p50 at 1 client',
-      ['modelgate-http', 1],
-      ['upstream', 1],
-      p50WithinMs(1),
+      'modelgate in front adds <= 1 ms p50 at 1 client (best of each)',
+      [best(cells, IN_FRONT, 1, lowerP50), 1],
+      [best(cells, DIRECT, 1, lowerP50), 1],
+      labelled(p50WithinMs(1)),
     ),
     compare(
       cells,
-      "modelgate in front >= 2x the upstream's own req/s at 64 clients",
-      ['modelgate-http', 64],
-      ['upstream', 64],
-      throughputAtLeast(2),
+      "modelgate in front >= 2x the upstream's own req/s at 64 clients (best of each)",
+      [best(cells, IN_FRONT, 64, higherThroughput), 64],
+      [best(cells, DIRECT, 64, higherThroughput), 64],
+      labelled(throughputAtLeast(2)),
     ),
     compare(
       cells,

@@ -5,22 +5,30 @@ import { readFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import { parseArgs } from 'node:util';
 
-/** The peer's --port and its repeated `--<flag> name=path` (e.g. --model iris=/path/iris.onnx), by name. */
-export function readPeerArgs(flag: string): { port: number; paths: Map<string, string> } {
+/**
+ * The peer's --port, its repeated `--<flag> name=path` (e.g. --model iris=/path/iris.onnx) by name, and
+ * the values of its own further options (`others`, each `--name value`, undefined when not given).
+ */
+export function readPeerArgs(
+  flag: string,
+  others: readonly string[] = [],
+): { port: number; paths: Map<string, string>; others: Record<string, string | undefined> } {
   const { values } = parseArgs({
     options: {
       port: { type: 'string', default: '0' },
       [flag]: { type: 'string', multiple: true, default: [] },
+      ...Object.fromEntries(others.map((name) => [name, { type: 'string' as const }])),
     },
     strict: true,
   });
   const paths = new Map<string, string>();
-  for (const entry of values[flag] as string[]) {
+  for (const entry of values[flag] as unknown as string[]) {
     const [name, path] = entry.split('=');
     if (!name || !path) throw new Error(`--${flag} takes name=path, got "${entry}"`);
     paths.set(name, path);
   }
-  return { port: Number(values.port), paths };
+  const given = Object.fromEntries(others.map((name) => [name, values[name] as string | undefined]));
+  return { port: Number(values.port), paths, others: given };
 }
 
 /** OS threads of this process right now (Linux), to record how many threads ORT's defaults started. */

@@ -1,9 +1,10 @@
 // Benchmark upstream: a model server as a team runs one behind a gateway. A bare node:http server speaking
 // the Open Inference Protocol v2 in JSON (KServe's and Triton's REST API) over onnxruntime-node in this
 // process, running one inference at a time (a queue, at most one session.run in flight) with ORT's default
-// session options: what a server without dynamic batching does. It gains from batches (a batch of N rows
-// costs far less than N calls), which is what a gateway in front of it can add.
-// Usage: node --import tsx bench/peers/v2-upstream.ts --port 0 --model wide-mlp=/path/to/wide-mlp.onnx ...
+// session options, or `--threads N` intra-op threads: what a server without dynamic batching does. It gains
+// from batches (a batch of N rows costs far less than N calls), which is what a gateway in front of it can add.
+// Usage: node --import tsx bench/peers/v2-upstream.ts --port 0 --model wide-mlp=/path/to/wide-mlp.onnx \
+//          [--threads 1] ...
 // Prints one JSON line `{"event":"listening","port":…,"sessionOptions":…,"processThreads":…}` on stdout.
 //
 //   GET  /v2                        {"name","version","extensions":[]}
@@ -16,12 +17,17 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import * as ort from 'onnxruntime-node';
 import { countProcessThreads, readPeerArgs, serve } from './serve.ts';
 
-const { port, paths } = readPeerArgs('model');
+const { port, paths, others } = readPeerArgs('model', ['threads']);
 
 const SERVER = { name: 'v2-upstream', version: '1', extensions: [] as string[] };
-// Deliberately empty, as in bare-onnx.ts: a hand-written server keeps ORT's defaults (a pool of one
-// spinning thread per core).
-const SESSION_OPTIONS: ort.InferenceSession.SessionOptions = {};
+// By default empty, as in bare-onnx.ts: a hand-written server keeps ORT's defaults (a pool of one spinning
+// thread per core). With --threads, that many intra-op threads: on a machine it shares, a team sets one.
+const threads = others.threads === undefined ? undefined : Number(others.threads);
+if (threads !== undefined && !(Number.isInteger(threads) && threads >= 1)) {
+  throw new Error(`--threads takes a whole number from 1, got "${others.threads}"`);
+}
+const SESSION_OPTIONS: ort.InferenceSession.SessionOptions =
+  threads === undefined ? {} : { intraOpNumThreads: threads };
 const MAX_BODY_BYTES = 64 * 1024 * 1024;
 
 /** The v2 datatypes of the ORT element types this server takes and gives. */
