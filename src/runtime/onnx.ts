@@ -90,7 +90,7 @@ export class OnnxRuntime implements Runtime {
   }
 
   open(version: RunnableVersion): ModelRunner {
-    return new OnnxRunner(this, version, this.threads.length);
+    return new OnnxRunner(this, version, this.threads.length * BATCHES_PER_THREAD);
   }
 
   /** Runs the model at `artifactPath` (loaded under `modelKey` on first use, in each thread) on `inputs`. */
@@ -123,6 +123,14 @@ export class OnnxRuntime implements Runtime {
     await Promise.all(this.threads.map((thread) => thread.close(THREAD_CLOSE_GRACE_MS)));
   }
 }
+
+/**
+ * Batches of one version sent to each inference thread before it has answered: with two, the thread starts
+ * the next batch while the event loop is still handing out the last one's answers, instead of waiting for
+ * it. wide-mlp at 64 clients, alternating 4 s runs (2026-12-04): 4,555 / 4,348 / 5,043 req/s against
+ * 3,932 / 4,051 / 4,486 with one; iris, bound by the event loop, served the same.
+ */
+const BATCHES_PER_THREAD = 2;
 
 /** One ONNX model version on the shared threads. */
 class OnnxRunner implements ModelRunner {

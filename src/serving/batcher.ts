@@ -15,7 +15,7 @@ export interface BatchingSettings {
   maxBatchDelayMs: number;
   /** Most requests waiting; beyond it requests get 503 `queue_full`. */
   maxQueueSize: number;
-  /** Batches of this model running at once (at most one per inference thread is useful). */
+  /** Batches of this model sent to its runtime at once (the runtime's concurrency). */
   maxConcurrentBatches: number;
   /** Deadline of a request from arrival to answer; past it the client gets 504 `timeout`. */
   timeoutMs: number;
