@@ -7,6 +7,7 @@ import {
   encodeBinaryInferBody,
   parseBinaryInferBody,
   parseInferenceHeaderLength,
+  readBinaryInferBody,
   tensorFromBinary,
   tensorToBinary,
   wantsBinaryOutput,
@@ -383,6 +384,90 @@ describe('parseBinaryInferBody', () => {
     const input = { name: 'x', shape: [1], datatype: 'INT8', parameters: { binary_data_size: 1 } };
     const { body, headerLength } = requestBody({ inputs: [input, input] }, Buffer.alloc(2));
     assertRefused(() => parseBinaryInferBody(body, headerLength), 'invalid_input', /"x": is given twice/);
+  });
+});
+
+describe('readBinaryInferBody', () => {
+  /** `body` as a stream of chunks of `size` bytes, as a socket may deliver it. */
+  async function* chunksOf(body: Buffer, size: number): AsyncGenerator<Buffer> {
+    for (let offset = 0; offset < body.length; offset += size) yield body.subarray(offset, offset + size);
+  }
+
+  const header = {
+    inputs: [
+      { name: 'a', shape: [3], datatype: 'FP32', parameters: { binary_data_size: 12 } },
+      { name: 'j', shape: [1], datatype: 'INT32', data: [7] },
+      { name: 'b', shape: [2], datatype: 'INT64', parameters: { binary_data_size: 16 } },
+    ],
+  };
+  const a = hex('0000803f 00000040 00004040');
+  const b = hex('0100000000000000 feffffffffffffff');
+
+  test('reads what parseBinaryInferBody reads, whatever the chunks, each tensor in a buffer of its own', async () => {
+    const { body, headerLength } = requestBody(header, a, b);
+    const parsed = parseBinaryInferBody(body, headerLength);
+    for (const size of [1, 5, headerLength, headerLength + 3, body.length]) {
+      const read = await readBinaryInferBody(chunksOf(body, size), headerLength, body.length);
+      assert.deepEqual(read.header, parsed.header);
+      assert.deepEqual([...read.tensors.keys()], ['a', 'b']);
+      for (const [name, bytes] of read.tensors) {
+        assert.deepEqual(bytes, parsed.tensors.get(name), `${name} with ${size}-byte chunks`);
+        assert.equal(bytes.byteOffset, 0);
+        assert.equal(bytes.buffer.byteLength, bytes.length, `${name} owns its ArrayBuffer`);
+      }
+      assert.equal(read.owned, true);
+    }
+    assert.equal(parsed.owned, false);
+  });
+
+  test('an owned buffer becomes the tensor in place; a view is copied', async () => {
+    const { body, headerLength } = requestBody(header, a, b);
+    const read = await readBinaryInferBody(chunksOf(body, 7), headerLength, body.length);
+    const bytes = read.tensors.get('a')!;
+    const tensor = tensorFromBinary('a', 'FP32', [3], bytes, read.owned);
+    assert.deepEqual(Array.from(tensor.data as Float32Array), [1, 2, 3]);
+    assert.equal((tensor.data as Float32Array).buffer, bytes.buffer, 'no copy');
+    const view = parseBinaryInferBody(body, headerLength).tensors.get('a')!;
+    const copied = tensorFromBinary('a', 'FP32', [3], view, false);
+    assert.notEqual((copied.data as Float32Array).buffer, view.buffer);
+  });
+
+  test('refuses what parseBinaryInferBody refuses, before reading the tensors, and a body cut short', async () => {
+    const { body, headerLength } = requestBody(header, a, b);
+    const refused = async (chunks: AsyncIterable<Buffer>, length: number, bodyLength: number) => {
+      try {
+        await readBinaryInferBody(chunks, length, bodyLength);
+      } catch (error) {
+        return error as ModelgateError;
+      }
+      assert.fail('accepted');
+    };
+    let pulled = 0;
+    async function* counted(): AsyncGenerator<Buffer> {
+      for await (const chunk of chunksOf(body, headerLength)) {
+        pulled++;
+        yield chunk;
+      }
+    }
+    // The sizes say 28 bytes follow the header, Content-Length says 4 more: refused after the header alone.
+    const unclaimed = await refused(counted(), headerLength, body.length + 4);
+    assert.equal(unclaimed.code, 'bad_request');
+    assert.match(unclaimed.message, /^4 bytes after the inference header belong to no input/);
+    assert.equal(pulled, 1, 'only the header was read');
+
+    const tooLong = await refused(chunksOf(body, 3), body.length + 1, body.length);
+    assert.match(tooLong.message, /must be an integer from 1 to the body's \d+ bytes/);
+    const zero = await refused(chunksOf(body, 3), 0, body.length);
+    assert.match(zero.message, /raw binary request .* not supported/);
+    const notJson = await refused(chunksOf(body, 3), headerLength - 1, body.length);
+    assert.equal(notJson.code, 'invalid_json');
+    const missing = await refused(chunksOf(body, 3), headerLength, body.length - 4);
+    assert.equal(missing.code, 'invalid_input');
+    assert.match(missing.message, /binary_data_size is 16 bytes but only 12 remain/);
+
+    const cut = await refused(chunksOf(body.subarray(0, body.length - 5), 4), headerLength, body.length);
+    assert.equal(cut.code, 'bad_request');
+    assert.match(cut.message, new RegExp(`ended after ${body.length - 5} of its ${body.length} bytes`));
   });
 });
 

@@ -339,44 +339,58 @@ describe('an upstream that fails', () => {
   });
 
   test('health checks after a good load: GET /v1/models shows the upstream going down and coming back', async () => {
+    // A server of its own: the checks keep going in the background until the version is deleted.
     let healthy = true;
-    behave = (request, body, response) => {
-      if (request.url === '/healthz') {
-        response.writeHead(healthy ? 200 : 503);
-        return void response.end(healthy ? 'ok' : '{"error": "reloading weights"}');
-      }
-      const rows = (JSON.parse(body.toString()) as { instances: unknown[] }).instances.length;
-      response.end(fitting(rows));
-    };
-    const deployed = await deploy(front, 'watched', {
-      ...fakeV1(),
-      healthUrl: `${fakeUrl}/healthz`,
-      healthIntervalMs: 100,
+    const watched = createServer((request, response) => {
+      const chunks: Buffer[] = [];
+      request.on('data', (chunk: Buffer) => chunks.push(chunk));
+      request.on('end', () => {
+        if (request.url === '/healthz') {
+          response.writeHead(healthy ? 200 : 503);
+          return void response.end(healthy ? 'ok' : '{"error": "reloading weights"}');
+        }
+        const body = JSON.parse(Buffer.concat(chunks).toString()) as { instances: unknown[] };
+        response.end(fitting(body.instances.length));
+      });
     });
-    assert.equal(deployed.status, 201, JSON.stringify(deployed.body));
-    const status = async () =>
-      (await front.call('GET', '/v1/models/watched', { key: front.adminKey })).body.versions[0]
-        .runtime_status as { state: string; error: string | null; checked_at: string };
-    const waitFor = async (state: string) => {
-      let seenStatus = await status();
-      for (let i = 0; i < 100 && seenStatus.state !== state; i++) {
-        await new Promise((resolve) => setTimeout(resolve, 50));
-        seenStatus = await status();
-      }
-      assert.equal(seenStatus.state, state, JSON.stringify(seenStatus));
-      return seenStatus;
-    };
-    assert.equal((await predict(front, 'watched')).status, 200);
-    assert.equal((await waitFor('ready')).error, null);
+    await new Promise<void>((resolve) => watched.listen(0, '127.0.0.1', resolve));
+    const url = `http://127.0.0.1:${(watched.address() as AddressInfo).port}`;
+    try {
+      const deployed = await deploy(front, 'watched', {
+        ...fakeV1(),
+        url: `${url}/predict`,
+        healthUrl: `${url}/healthz`,
+        healthIntervalMs: 100,
+      });
+      assert.equal(deployed.status, 201, JSON.stringify(deployed.body));
+      const status = async () =>
+        (await front.call('GET', '/v1/models/watched', { key: front.adminKey })).body.versions[0]
+          .runtime_status as { state: string; error: string | null; checked_at: string };
+      const waitFor = async (state: string) => {
+        let seenStatus = await status();
+        for (let i = 0; i < 100 && seenStatus.state !== state; i++) {
+          await new Promise((resolve) => setTimeout(resolve, 50));
+          seenStatus = await status();
+        }
+        assert.equal(seenStatus.state, state, JSON.stringify(seenStatus));
+        return seenStatus;
+      };
+      assert.equal((await predict(front, 'watched')).status, 200);
+      assert.equal((await waitFor('ready')).error, null);
 
-    healthy = false;
-    const down = await waitFor('unavailable');
-    assert.match(down.error!, /503.*reloading weights/);
-    healthy = true;
-    const back = await waitFor('ready');
-    assert.equal(back.error, null);
-    assert.ok(Date.parse(back.checked_at) >= Date.parse(down.checked_at));
-    assert.equal((await predict(front, 'watched')).status, 200);
+      healthy = false;
+      const down = await waitFor('unavailable');
+      assert.match(down.error!, /503.*reloading weights/);
+      healthy = true;
+      const back = await waitFor('ready');
+      assert.equal(back.error, null);
+      assert.ok(Date.parse(back.checked_at) >= Date.parse(down.checked_at));
+      assert.equal((await predict(front, 'watched')).status, 200);
+    } finally {
+      await front.call('DELETE', '/v1/models/watched', { key: front.adminKey });
+      watched.closeAllConnections();
+      await new Promise((resolve) => watched.close(resolve));
+    }
   });
 
   test('a job meeting a stalled upstream is retried, and succeeds once it answers', async () => {

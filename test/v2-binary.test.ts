@@ -170,6 +170,57 @@ describe('binary tensors on /v2 infer', () => {
     assertProblem(asProblem(await post('identity', Buffer.from('{"inputs": ['))), 400, 'invalid_json');
   });
 
+  test('a chunked binary body (no Content-Length) is read whole; one over the body limit is 413', async () => {
+    const { body, headerLength } = frame(
+      { inputs: [{ name: 'x', datatype: 'FP32', shape: [1, 3], parameters: { binary_data_size: 12 } }] },
+      float32(1, 2, 3),
+    );
+    const stream = new ReadableStream<Uint8Array>({
+      start(controller) {
+        for (let offset = 0; offset < body.length; offset += 5)
+          controller.enqueue(new Uint8Array(body.subarray(offset, offset + 5)));
+        controller.close();
+      },
+    });
+    const chunked = await fetch(`${tp.url}/v2/models/identity/infer`, {
+      method: 'POST',
+      headers: {
+        authorization: `Bearer ${tp.adminKey}`,
+        'inference-header-content-length': String(headerLength),
+      },
+      body: stream,
+      duplex: 'half',
+    } as RequestInit);
+    assert.equal(chunked.status, 200, await chunked.clone().text());
+    assert.deepEqual((await chunked.json()).outputs[0].data, [1, 2, 3]);
+
+    const limited = await startTestPlatform({ config: { bodyLimitBytes: 1024 } });
+    try {
+      await deployModel(limited, limited.adminKey, 'identity', buildIdentityModel(3));
+      const big = frame(
+        {
+          inputs: [{ name: 'x', datatype: 'FP32', shape: [300, 3], parameters: { binary_data_size: 3600 } }],
+        },
+        Buffer.alloc(3600),
+      );
+      const variants: Record<string, string>[] = [
+        { 'inference-header-content-length': String(big.headerLength) },
+        { 'content-type': 'text/plain' },
+      ];
+      for (const headers of variants) {
+        const answer = await fetch(`${limited.url}/v2/models/identity/infer`, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${limited.adminKey}`, ...headers },
+          body: new Uint8Array(big.body),
+        });
+        const problem = { status: answer.status, headers: answer.headers, body: await answer.json() };
+        assertProblem(problem, 413, 'payload_too_large');
+      }
+    } finally {
+      await limited.close();
+    }
+  });
+
   test('every framing fault is a 4xx problem with the protocol error field', async () => {
     const header = {
       inputs: [{ name: 'x', datatype: 'FP32', shape: [1, 3], parameters: { binary_data_size: 12 } }],

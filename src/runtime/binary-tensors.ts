@@ -21,26 +21,32 @@ export const BINARY_CONTENT_TYPE = 'application/octet-stream';
 
 type FixedDatatype = Exclude<Datatype, 'BYTES'>;
 
+type FixedArray = Exclude<TensorData, string[]>;
+
 interface FixedKind {
   bytesPerElement: number;
-  create(length: number): Exclude<TensorData, string[]>;
+  /** The typed array the datatype lives in: a fresh one of a length, or a view of a buffer. */
+  Array: {
+    new (length: number): FixedArray;
+    new (buffer: ArrayBuffer, byteOffset: number, length: number): FixedArray;
+  };
 }
 
 /** Each fixed-size datatype's width on the wire and the typed array it lives in (FP16 as raw halves). */
 const FIXED_KINDS: Record<FixedDatatype, FixedKind> = {
-  BOOL: { bytesPerElement: 1, create: (n) => new Uint8Array(n) },
-  UINT8: { bytesPerElement: 1, create: (n) => new Uint8Array(n) },
-  UINT16: { bytesPerElement: 2, create: (n) => new Uint16Array(n) },
-  UINT32: { bytesPerElement: 4, create: (n) => new Uint32Array(n) },
-  UINT64: { bytesPerElement: 8, create: (n) => new BigUint64Array(n) },
-  INT8: { bytesPerElement: 1, create: (n) => new Int8Array(n) },
-  INT16: { bytesPerElement: 2, create: (n) => new Int16Array(n) },
-  INT32: { bytesPerElement: 4, create: (n) => new Int32Array(n) },
-  INT64: { bytesPerElement: 8, create: (n) => new BigInt64Array(n) },
+  BOOL: { bytesPerElement: 1, Array: Uint8Array },
+  UINT8: { bytesPerElement: 1, Array: Uint8Array },
+  UINT16: { bytesPerElement: 2, Array: Uint16Array },
+  UINT32: { bytesPerElement: 4, Array: Uint32Array },
+  UINT64: { bytesPerElement: 8, Array: BigUint64Array },
+  INT8: { bytesPerElement: 1, Array: Int8Array },
+  INT16: { bytesPerElement: 2, Array: Int16Array },
+  INT32: { bytesPerElement: 4, Array: Int32Array },
+  INT64: { bytesPerElement: 8, Array: BigInt64Array },
   // onnxruntime-node carries float16 as a Uint16Array of raw IEEE 754 halves; so do we.
-  FP16: { bytesPerElement: 2, create: (n) => new Uint16Array(n) },
-  FP32: { bytesPerElement: 4, create: (n) => new Float32Array(n) },
-  FP64: { bytesPerElement: 8, create: (n) => new Float64Array(n) },
+  FP16: { bytesPerElement: 2, Array: Uint16Array },
+  FP32: { bytesPerElement: 4, Array: Float32Array },
+  FP64: { bytesPerElement: 8, Array: Float64Array },
 };
 
 /** BYTES elements are each a 4-byte little-endian unsigned length, then that many bytes. */
@@ -54,8 +60,10 @@ const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 export interface BinaryInferBody {
   /** The JSON header, parsed but otherwise unchecked (the route validates it as a JSON request). */
   header: Record<string, unknown>;
-  /** The raw bytes of each input that carries `parameters.binary_data_size`, by input name (views of the body). */
+  /** The raw bytes of each input that carries `parameters.binary_data_size`, by input name. */
   tensors: Map<string, Buffer>;
+  /** Each tensor's bytes are a buffer of its own (readBinaryInferBody), not views of a shared body. */
+  owned: boolean;
 }
 
 function badRequest(message: string, details?: Record<string, unknown>): ModelgateError {
@@ -89,21 +97,29 @@ export function parseInferenceHeaderLength(value: string | string[] | undefined)
   return Number(value);
 }
 
+/** What a binary body's header announces: the header itself, and each binary tensor's name and size, in order. */
+interface BinaryLayout {
+  header: Record<string, unknown>;
+  sizes: { name: string; size: number }[];
+}
+
 /**
- * Splits a binary inference body into its JSON header and the raw bytes of each binary tensor of
- * `header[part]`: a request's inputs, or (from an upstream server) a response's outputs. Checks the framing only: that `headerLength` lies within the body, that the header is a JSON object, that
- * every `binary_data_size` is a byte count, that no input has both `data` and `binary_data_size`, and that
- * the sizes account for every byte after the header. `headerLength` 0 (Triton's "raw binary request", the
- * body being the single input's bytes with no header) is refused: it needs the model's signature to read.
+ * Checks the framing of a binary inference body of `bodyLength` bytes whose first `headerLength` bytes
+ * are `headerBytes`: that `headerLength` lies within the body, that the header is a JSON object, that
+ * every `binary_data_size` of `header[part]` is a byte count, that no input has both `data` and
+ * `binary_data_size`, and that the sizes account for every byte after the header. `headerLength` 0
+ * (Triton's "raw binary request", the body being the single input's bytes with no header) is refused: it
+ * needs the model's signature to read.
  */
-export function parseBinaryInferBody(
-  body: Buffer,
+function binaryLayout(
+  headerBytes: Buffer,
   headerLength: number,
-  part: 'inputs' | 'outputs' = 'inputs',
-): BinaryInferBody {
-  if (!Number.isSafeInteger(headerLength) || headerLength < 0 || headerLength > body.length) {
+  bodyLength: number,
+  part: 'inputs' | 'outputs',
+): BinaryLayout {
+  if (!Number.isSafeInteger(headerLength) || headerLength < 0 || headerLength > bodyLength) {
     throw badRequest(
-      `Inference-Header-Content-Length must be an integer from 1 to the body's ${body.length} bytes, got ${headerLength}`,
+      `Inference-Header-Content-Length must be an integer from 1 to the body's ${bodyLength} bytes, got ${headerLength}`,
       { headerLength: String(headerLength) },
     );
   }
@@ -114,7 +130,7 @@ export function parseBinaryInferBody(
   }
   let header: unknown;
   try {
-    header = JSON.parse(utf8.decode(body.subarray(0, headerLength)));
+    header = JSON.parse(utf8.decode(headerBytes.subarray(0, headerLength)));
   } catch (error) {
     throw new ModelgateError(
       'invalid_json',
@@ -126,7 +142,7 @@ export function parseBinaryInferBody(
   const inputs = header[part] ?? [];
   if (!Array.isArray(inputs)) throw badRequest(`the inference header: ${part} must be an array`);
 
-  const tensors = new Map<string, Buffer>();
+  const sizes: BinaryLayout['sizes'] = [];
   let offset = headerLength;
   inputs.forEach((input: unknown, index) => {
     if (!isPlainObject(input)) throw badRequest(`the inference header: ${part}[${index}] must be an object`);
@@ -138,24 +154,93 @@ export function parseBinaryInferBody(
     }
     // Triton (ValidateInputContentType) takes exactly one of data, binary_data_size, shared_memory_region.
     if (Object.hasOwn(input, 'data')) throw invalid(name, 'has both data and parameters.binary_data_size');
-    if (tensors.has(name)) throw invalid(name, 'is given twice');
-    const remaining = body.length - offset;
+    if (sizes.some((entry) => entry.name === name)) throw invalid(name, 'is given twice');
+    const remaining = bodyLength - offset;
     if (size > remaining) {
       throw invalid(name, `binary_data_size is ${size} bytes but only ${remaining} remain in the body`, {
         binaryDataSize: size,
         remaining,
       });
     }
-    tensors.set(name, body.subarray(offset, offset + size));
+    sizes.push({ name, size });
     offset += size;
   });
-  if (offset !== body.length) {
+  if (offset !== bodyLength) {
     throw badRequest(
-      `${body.length - offset} bytes after the inference header belong to no input (the binary_data_size values sum to ${offset - headerLength})`,
-      { unclaimedBytes: body.length - offset },
+      `${bodyLength - offset} bytes after the inference header belong to no input (the binary_data_size values sum to ${offset - headerLength})`,
+      { unclaimedBytes: bodyLength - offset },
     );
   }
-  return { header, tensors };
+  return { header, sizes };
+}
+
+/**
+ * Splits a binary inference body into its JSON header and the raw bytes of each binary tensor of
+ * `header[part]`: a request's inputs, or (from an upstream server) a response's outputs, as views of the
+ * body. The framing is checked as binaryLayout says.
+ */
+export function parseBinaryInferBody(
+  body: Buffer,
+  headerLength: number,
+  part: 'inputs' | 'outputs' = 'inputs',
+): BinaryInferBody {
+  const { header, sizes } = binaryLayout(body, headerLength, body.length, part);
+  const tensors = new Map<string, Buffer>();
+  let offset = headerLength;
+  for (const { name, size } of sizes) {
+    tensors.set(name, body.subarray(offset, offset + size));
+    offset += size;
+  }
+  return { header, tensors, owned: false };
+}
+
+/**
+ * Reads a binary inference body of `bodyLength` bytes (its Content-Length) as it arrives: the JSON header
+ * first, checked as binaryLayout says before anything else is read, then each binary tensor's bytes
+ * straight into a buffer of its own. One copy from the socket's chunks, and each tensor's buffer is its
+ * ArrayBuffer alone (aligned for any datatype, and movable to an inference thread without a copy).
+ */
+export async function readBinaryInferBody(
+  chunks: AsyncIterable<Buffer>,
+  headerLength: number,
+  bodyLength: number,
+): Promise<BinaryInferBody> {
+  const iterator = chunks[Symbol.asyncIterator]();
+  let pending: Buffer = Buffer.alloc(0);
+  let received = 0;
+  /** The next bytes of the body, up to `most`; undefined at its end. */
+  const next = async (most: number): Promise<Buffer | undefined> => {
+    if (pending.length === 0) {
+      const { value, done } = await iterator.next();
+      if (done) return undefined;
+      pending = value;
+      received += value.length;
+    }
+    const taken = pending.subarray(0, most);
+    pending = pending.subarray(taken.length);
+    return taken;
+  };
+  const cutShort = () =>
+    badRequest(`the body ended after ${received} of its ${bodyLength} bytes (Content-Length)`);
+
+  const headerBytes = Buffer.alloc(Math.min(Math.max(headerLength, 0), bodyLength));
+  for (let filled = 0; filled < headerBytes.length; ) {
+    const chunk = await next(headerBytes.length - filled);
+    if (!chunk) throw cutShort();
+    filled += chunk.copy(headerBytes, filled);
+  }
+  const { header, sizes } = binaryLayout(headerBytes, headerLength, bodyLength, 'inputs');
+  const tensors = new Map<string, Buffer>();
+  for (const { name, size } of sizes) {
+    const bytes = Buffer.allocUnsafeSlow(size);
+    for (let filled = 0; filled < size; ) {
+      const chunk = await next(size - filled);
+      if (!chunk) throw cutShort();
+      filled += chunk.copy(bytes, filled);
+    }
+    tensors.set(name, bytes);
+  }
+  return { header, tensors, owned: true };
 }
 
 function isDatatype(value: string): value is Datatype {
@@ -220,15 +305,17 @@ function bytesToStrings(name: string, count: number, bytes: Buffer): string[] {
 
 /**
  * Builds a tensor from an input's binary bytes: exactly product(shape) elements of the datatype's width,
- * little-endian; BYTES as length-prefixed UTF-8 elements (becoming strings, as JSON BYTES do). Always copies
- * into a fresh typed array, so `bytes` may sit at any offset (pooled Buffers are often unaligned) and the
- * tensor does not keep the request body alive.
+ * little-endian; BYTES as length-prefixed UTF-8 elements (becoming strings, as JSON BYTES do). Copies into a
+ * fresh typed array, so `bytes` may sit at any offset (pooled Buffers are often unaligned) and the tensor
+ * does not keep the request body alive; unless `owned` says the bytes are a buffer of their own, given to
+ * the tensor (readBinaryInferBody's), which it then uses in place.
  */
 export function tensorFromBinary(
   name: string,
   datatype: string,
   shape: readonly number[],
   bytes: Buffer,
+  owned = false,
 ): Tensor {
   if (!isDatatype(datatype)) {
     throw invalid(name, `datatype ${JSON.stringify(datatype)} cannot be read as binary data`, { datatype });
@@ -244,9 +331,10 @@ export function tensorFromBinary(
       { expectedBytes: expected, gotBytes: bytes.length },
     );
   }
-  const data = kind.create(count);
-  const target = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
-  bytes.copy(target);
+  const inPlace = owned && bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength;
+  const data = inPlace ? new kind.Array(bytes.buffer as ArrayBuffer, 0, count) : new kind.Array(count);
+  const target = inPlace ? bytes : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+  if (!inPlace) bytes.copy(target);
   toOrFromLittleEndian(target, kind.bytesPerElement);
   if (datatype === 'BOOL') {
     const index = (data as Uint8Array).findIndex((value) => value > 1);

@@ -10,7 +10,9 @@ import {
   INFERENCE_HEADER_CONTENT_LENGTH,
   parseBinaryInferBody,
   parseInferenceHeaderLength,
+  readBinaryInferBody,
   tensorFromBinary,
+  type BinaryInferBody,
   wantsBinaryOutput,
 } from '../../runtime/binary-tensors.ts';
 import { DATATYPES } from '../../runtime/signature.ts';
@@ -49,20 +51,29 @@ type ModelParams = { Params: { name: string; version?: string } };
  * it, JSON: parsed already when sent as application/json, else (text/plain, or no content type, as Triton
  * takes it) parsed here. Other content types are refused.
  */
-function readInferBody(request: FastifyRequest): { json: unknown; binary: Map<string, Buffer> } {
+function readInferBody(request: FastifyRequest): {
+  json: unknown;
+  binary: Map<string, Buffer>;
+  owned: boolean;
+} {
   const headerLength = parseInferenceHeaderLength(request.headers[INFERENCE_HEADER_CONTENT_LENGTH]);
   const { body } = request;
   if (headerLength !== undefined) {
+    if (body instanceof StreamedBinaryBody) {
+      return { json: body.read.header, binary: body.read.tensors, owned: body.read.owned };
+    }
     if (!Buffer.isBuffer(body)) {
       throw new ModelgateError(
         'unsupported_media_type',
         `a body with ${INFERENCE_HEADER_CONTENT_LENGTH} is sent as ${BINARY_CONTENT_TYPE} or without a content type`,
       );
     }
-    const { header, tensors } = parseBinaryInferBody(body, headerLength);
-    return { json: header, binary: tensors };
+    const { header, tensors, owned } = parseBinaryInferBody(body, headerLength);
+    return { json: header, binary: tensors, owned };
   }
-  if (typeof body !== 'string' && !Buffer.isBuffer(body)) return { json: body, binary: new Map() };
+  if (typeof body !== 'string' && !Buffer.isBuffer(body)) {
+    return { json: body, binary: new Map(), owned: false };
+  }
   if (Buffer.isBuffer(body) && request.headers['content-type'] !== undefined) {
     throw new ModelgateError(
       'unsupported_media_type',
@@ -70,7 +81,7 @@ function readInferBody(request: FastifyRequest): { json: unknown; binary: Map<st
     );
   }
   try {
-    return { json: JSON.parse(body.toString()), binary: new Map() };
+    return { json: JSON.parse(body.toString()), binary: new Map(), owned: false };
   } catch (error) {
     throw new ModelgateError('invalid_json', `the body is not valid JSON: ${(error as Error).message}`, {
       cause: error,
@@ -78,7 +89,41 @@ function readInferBody(request: FastifyRequest): { json: unknown; binary: Map<st
   }
 }
 
-export function registerV2Routes(app: FastifyInstance, { predictor, isReady }: HttpDeps): void {
+/** A binary body read as it arrived (readBinaryInferBody): its own type, so no JSON body can pass for it. */
+class StreamedBinaryBody {
+  constructor(readonly read: BinaryInferBody) {}
+}
+
+/**
+ * A /v2 infer body that no other parser takes, within `limitBytes`: with Inference-Header-Content-Length
+ * and a Content-Length, binary tensors read straight into buffers of their own as they arrive; otherwise
+ * (JSON as text/plain or without a content type, or a chunked binary body) the whole body as bytes.
+ */
+async function readRawInferBody(
+  request: FastifyRequest,
+  payload: AsyncIterable<Buffer>,
+  limitBytes: number,
+): Promise<Buffer | StreamedBinaryBody> {
+  const tooLarge = () =>
+    new ModelgateError('payload_too_large', `the body is larger than the limit of ${limitBytes} bytes`);
+  const declared = request.headers['content-length'];
+  const length = declared === undefined ? undefined : Number(declared);
+  if (length !== undefined && length > limitBytes) throw tooLarge();
+  const headerLength = parseInferenceHeaderLength(request.headers[INFERENCE_HEADER_CONTENT_LENGTH]);
+  if (headerLength !== undefined && length !== undefined && Number.isSafeInteger(length)) {
+    return new StreamedBinaryBody(await readBinaryInferBody(payload, headerLength, length));
+  }
+  const chunks: Buffer[] = [];
+  let received = 0;
+  for await (const chunk of payload) {
+    received += chunk.length;
+    if (received > limitBytes) throw tooLarge();
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks, received);
+}
+
+export function registerV2Routes(app: FastifyInstance, { predictor, isReady, config }: HttpDeps): void {
   // The extensions it speaks: Triton's binary tensor data (see binary-tensors.ts).
   app.get('/v2', async () => ({
     name: 'modelgate',
@@ -128,7 +173,7 @@ export function registerV2Routes(app: FastifyInstance, { predictor, isReady }: H
 
   const infer = async (request: FastifyRequest<ModelParams>, reply: FastifyReply) => {
     const { tenantId } = principalOf(request);
-    const { json, binary } = readInferBody(request);
+    const { json, binary, owned } = readInferBody(request);
     const body = parseWith(inferRequest, json);
     const { version } = resolve(tenantId, request.params);
     const requested = body.outputs?.map((output) => output.name);
@@ -145,7 +190,7 @@ export function registerV2Routes(app: FastifyInstance, { predictor, isReady }: H
       inputs[input.name] =
         bytes === undefined
           ? tensorFromJson(input.name, input.datatype, input.shape, input.data)
-          : tensorFromBinary(input.name, input.datatype, input.shape, bytes);
+          : tensorFromBinary(input.name, input.datatype, input.shape, bytes, owned);
     }
     const prediction = await predictor.predict(tenantId, request.params.name, version.version, inputs);
     const header = json as Record<string, unknown>;
@@ -176,7 +221,15 @@ export function registerV2Routes(app: FastifyInstance, { predictor, isReady }: H
   // Their own scope: any content type, or none, reaches the route as bytes, which readInferBody reads.
   void app.register(async (scope) => {
     scope.removeContentTypeParser('application/octet-stream');
-    scope.addContentTypeParser('*', { parseAs: 'buffer' }, (_request, body, done) => done(null, body));
+    scope.addContentTypeParser('*', (request, payload, done) => {
+      readRawInferBody(request, payload, config.bodyLimitBytes).then(
+        (body) => done(null, body),
+        (error: Error) => {
+          payload.resume(); // what was not read yet, so the connection can serve the next request
+          done(error);
+        },
+      );
+    });
     scope.post<ModelParams>('/v2/models/:name/infer', { config: { scope: 'predict' } }, infer);
     scope.post<ModelParams>(
       '/v2/models/:name/versions/:version/infer',
