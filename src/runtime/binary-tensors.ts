@@ -224,7 +224,7 @@ export async function readBinaryInferBody(
     badRequest(`the body ended after ${received} of its ${bodyLength} bytes (Content-Length)`);
 
   const headerBytes = Buffer.alloc(Math.min(Math.max(headerLength, 0), bodyLength));
-  for (let filled = 0; filled < headerBytes.length; ) {
+  for (let filled = 0; filled < headerBytes.length;) {
     const chunk = await next(headerBytes.length - filled);
     if (!chunk) throw cutShort();
     filled += chunk.copy(headerBytes, filled);
@@ -233,7 +233,7 @@ export async function readBinaryInferBody(
   const tensors = new Map<string, Buffer>();
   for (const { name, size } of sizes) {
     const bytes = Buffer.allocUnsafeSlow(size);
-    for (let filled = 0; filled < size; ) {
+    for (let filled = 0; filled < size;) {
       const chunk = await next(size - filled);
       if (!chunk) throw cutShort();
       filled += chunk.copy(bytes, filled);
