@@ -87,7 +87,14 @@ for (const database of databases) {
     before(async () => {
       tp = await startTestPlatform({
         postgres: database === 'postgres',
-        config: { jobPollMs: 200, drainGraceMs: 1000, batchUploadLimitBytes: 8 * 1024 * 1024 },
+        // One inference thread: a model then runs two batches at a time (two in flight per thread), which
+        // the full-queue test below counts on.
+        config: {
+          jobPollMs: 200,
+          drainGraceMs: 1000,
+          batchUploadLimitBytes: 8 * 1024 * 1024,
+          inferenceThreads: 1,
+        },
       });
       key = tp.adminKey;
       await deployModel(tp, key, 'means', identityAndMeanModel());
@@ -487,7 +494,8 @@ for (const database of databases) {
 
     it('a part waits for room in a full model queue; a chunk past the job timeout fails its part', async () => {
       // 1,000 rows of the slow model, one part: 4 chunks of 256 rows in flight, where the model runs two
-      // chunks at a time (one per inference thread) and queues 1 more: the fourth finds the queue full.
+      // chunks at a time (two in flight on its one inference thread) and queues 1 more: the fourth finds
+      // the queue full.
       const header = Array.from({ length: 1024 }, (_, i) => `c${i}`).join(',');
       const rows = Array.from({ length: 1000 }, (_, r) =>
         Array.from({ length: 1024 }, () => r % 3).join(','),
