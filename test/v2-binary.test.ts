@@ -168,6 +168,17 @@ describe('binary tensors on /v2 infer', () => {
     const xml = asProblem(await post('identity', Buffer.from(json), { 'content-type': 'application/xml' }));
     assertProblem(xml, 415, 'unsupported_media_type');
     assertProblem(asProblem(await post('identity', Buffer.from('{"inputs": ['))), 400, 'invalid_json');
+    // Read as application/json is: prototype poisoning refused, strings held to the rule for text.
+    const poisoned = `{"__proto__": {"admin": true}, ${json.slice(1)}`;
+    for (const headers of [{}, { 'content-type': 'text/plain' }] as Record<string, string>[]) {
+      const refused = asProblem(await post('identity', Buffer.from(poisoned), headers));
+      assertProblem(refused, 400, 'invalid_json');
+      assert.match(refused.body.detail, /prototype/);
+    }
+    const surrogate = JSON.stringify({ id: 'x\ud800', ...JSON.parse(json) });
+    const lone = asProblem(await post('identity', Buffer.from(surrogate)));
+    assertProblem(lone, 400, 'bad_request');
+    assert.match(lone.body.detail, /surrogate/);
   });
 
   test('a chunked binary body (no Content-Length) is read whole; one over the body limit is 413', async () => {

@@ -20,7 +20,7 @@ import type { NamedTensors } from '../../runtime/tensor.ts';
 import { tensorFromJson, tensorToJson } from '../../runtime/tensor.ts';
 import type { ResolvedVersion } from '../../serving/catalog.ts';
 import { principalOf, type HttpDeps } from '../context.ts';
-import { parseVersion, parseWith } from '../validation.ts';
+import { checkJsonText, parseVersion, parseWith } from '../validation.ts';
 
 const SERVER_VERSION = '0.1.0';
 
@@ -51,7 +51,10 @@ type ModelParams = { Params: { name: string; version?: string } };
  * it, JSON: parsed already when sent as application/json, else (text/plain, or no content type, as Triton
  * takes it) parsed here. Other content types are refused.
  */
-function readInferBody(request: FastifyRequest): {
+function readInferBody(
+  request: FastifyRequest,
+  parseJson: (request: FastifyRequest, text: string) => unknown,
+): {
   json: unknown;
   binary: Map<string, Buffer>;
   owned: boolean;
@@ -80,13 +83,7 @@ function readInferBody(request: FastifyRequest): {
       `send JSON as application/json, or binary tensors with ${INFERENCE_HEADER_CONTENT_LENGTH}`,
     );
   }
-  try {
-    return { json: JSON.parse(body.toString()), binary: new Map(), owned: false };
-  } catch (error) {
-    throw new ModelgateError('invalid_json', `the body is not valid JSON: ${(error as Error).message}`, {
-      cause: error,
-    });
-  }
+  return { json: parseJson(request, body.toString()), binary: new Map(), owned: false };
 }
 
 /** A binary body read as it arrived (readBinaryInferBody): its own type, so no JSON body can pass for it. */
@@ -124,6 +121,30 @@ async function readRawInferBody(
 }
 
 export function registerV2Routes(app: FastifyInstance, { predictor, isReady, config }: HttpDeps): void {
+  // JSON sent as text/plain or without a content type, read as application/json is: prototype poisoning
+  // refused, and its strings held to the rule for text.
+  const defaultJson = app.getDefaultJsonParser('error', 'error');
+  const parseJson = (request: FastifyRequest, text: string): unknown => {
+    let parsed: unknown;
+    let failure: Error | null = null;
+    defaultJson(request, text, (error, value) => {
+      failure = error;
+      parsed = value;
+    });
+    if (failure) {
+      // Fastify's parser says only that it failed; JSON.parse says where, or that the JSON was sound and
+      // what was refused is a prototype key.
+      let why = 'it holds a __proto__ or constructor.prototype key, which is refused';
+      try {
+        JSON.parse(text);
+      } catch (error) {
+        why = (error as Error).message;
+      }
+      throw new ModelgateError('invalid_json', `the body is not valid JSON: ${why}`, { cause: failure });
+    }
+    checkJsonText(text, parsed);
+    return parsed;
+  };
   // The extensions it speaks: Triton's binary tensor data (see binary-tensors.ts).
   app.get('/v2', async () => ({
     name: 'modelgate',
@@ -173,7 +194,7 @@ export function registerV2Routes(app: FastifyInstance, { predictor, isReady, con
 
   const infer = async (request: FastifyRequest<ModelParams>, reply: FastifyReply) => {
     const { tenantId } = principalOf(request);
-    const { json, binary, owned } = readInferBody(request);
+    const { json, binary, owned } = readInferBody(request, parseJson);
     const body = parseWith(inferRequest, json);
     const { version } = resolve(tenantId, request.params);
     const requested = body.outputs?.map((output) => output.name);
