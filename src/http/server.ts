@@ -13,7 +13,7 @@ import { registerJobRoutes } from './routes/jobs.ts';
 import { registerModelRoutes } from './routes/models.ts';
 import { registerPredictRoutes } from './routes/predict.ts';
 import { registerV2Routes } from './routes/v2.ts';
-import { checkJsonText, checkRequestText } from './validation.ts';
+import { checkRequestText, jsonBodyReader } from './validation.ts';
 
 const REQUEST_ID_PATTERN = /^[\w.:-]{1,128}$/;
 
@@ -39,19 +39,13 @@ export async function buildServer(deps: HttpDeps): Promise<FastifyInstance> {
     },
   });
   app.decorateRequest('principal', undefined);
-  // JSON as Fastify parses it (prototype poisoning refused), and its strings held to the rule for text.
-  const parseJson = app.getDefaultJsonParser('error', 'error');
+  const readJson = jsonBodyReader(app);
   app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
-    const text = String(body);
-    parseJson(request, text, (error, value) => {
-      if (error) return done(error);
-      try {
-        checkJsonText(text, value);
-      } catch (textError) {
-        return done(textError as Error);
-      }
-      done(null, value);
-    });
+    try {
+      done(null, readJson(request, String(body)));
+    } catch (error) {
+      done(error as Error);
+    }
   });
   // One byte over the upload limit: busboy ends a file cut at its limit as if it were whole, so it must let
   // through enough for the artifact store's own limit check to see the file is too large.

@@ -1,4 +1,5 @@
 // Request bodies and parameters are checked with zod; a mismatch becomes a 400 naming the field.
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { z } from 'zod';
 import { ModelgateError } from '../errors.ts';
 import { isStorableJson, storableText, textFault } from '../text.ts';
@@ -94,4 +95,34 @@ export function checkJsonText(raw: string, value: unknown): void {
     const index = frame.next++;
     visit(frame.values[index], keyOf(frame, index));
   }
+}
+
+/**
+ * How every JSON body is read, whatever its content type: Fastify's parser (prototype poisoning refused),
+ * then its strings held to the rule for text (checkJsonText). Fails with `invalid_json` saying where the
+ * text breaks, or that it was sound JSON and a prototype key is what was refused.
+ */
+export function jsonBodyReader(app: FastifyInstance): (request: FastifyRequest, text: string) => unknown {
+  const parse = app.getDefaultJsonParser('error', 'error');
+  return (request, text) => {
+    let parsed: unknown;
+    let failure: Error | null = null;
+    // Fastify's default JSON parser answers synchronously.
+    parse(request, text, (error, value) => {
+      failure = error;
+      parsed = value;
+    });
+    if (failure) {
+      // Its error says only that it failed; JSON.parse says where.
+      let why = 'it holds a __proto__ or constructor.prototype key, which is refused';
+      try {
+        JSON.parse(text);
+      } catch (error) {
+        why = (error as Error).message;
+      }
+      throw new ModelgateError('invalid_json', `the body is not valid JSON: ${why}`, { cause: failure });
+    }
+    checkJsonText(text, parsed);
+    return parsed;
+  };
 }

@@ -20,7 +20,7 @@ import type { NamedTensors } from '../../runtime/tensor.ts';
 import { tensorFromJson, tensorToJson } from '../../runtime/tensor.ts';
 import type { ResolvedVersion } from '../../serving/catalog.ts';
 import { principalOf, type HttpDeps } from '../context.ts';
-import { checkJsonText, parseVersion, parseWith } from '../validation.ts';
+import { jsonBodyReader, parseVersion, parseWith } from '../validation.ts';
 
 const SERVER_VERSION = '0.1.0';
 
@@ -121,30 +121,8 @@ async function readRawInferBody(
 }
 
 export function registerV2Routes(app: FastifyInstance, { predictor, isReady, config }: HttpDeps): void {
-  // JSON sent as text/plain or without a content type, read as application/json is: prototype poisoning
-  // refused, and its strings held to the rule for text.
-  const defaultJson = app.getDefaultJsonParser('error', 'error');
-  const parseJson = (request: FastifyRequest, text: string): unknown => {
-    let parsed: unknown;
-    let failure: Error | null = null;
-    defaultJson(request, text, (error, value) => {
-      failure = error;
-      parsed = value;
-    });
-    if (failure) {
-      // Fastify's parser says only that it failed; JSON.parse says where, or that the JSON was sound and
-      // what was refused is a prototype key.
-      let why = 'it holds a __proto__ or constructor.prototype key, which is refused';
-      try {
-        JSON.parse(text);
-      } catch (error) {
-        why = (error as Error).message;
-      }
-      throw new ModelgateError('invalid_json', `the body is not valid JSON: ${why}`, { cause: failure });
-    }
-    checkJsonText(text, parsed);
-    return parsed;
-  };
+  // JSON sent as text/plain or without a content type is read as application/json is.
+  const parseJson = jsonBodyReader(app);
   // The extensions it speaks: Triton's binary tensor data (see binary-tensors.ts).
   app.get('/v2', async () => ({
     name: 'modelgate',
