@@ -3,6 +3,7 @@
 // application/octet-stream or, as tritonclient's Python client does, without a content type), binary
 // outputs on request (per output or all), JSON without a content type, and every framing fault a 4xx.
 import assert from 'node:assert/strict';
+import { connect } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { tensorFromBinary } from '../src/runtime/binary-tensors.ts';
 import { assertProblem, deployModel } from './helpers/api.ts';
@@ -230,6 +231,38 @@ describe('binary tensors on /v2 infer', () => {
     } finally {
       await limited.close();
     }
+  });
+
+  test('a client that goes away mid-body leaves nothing behind: the next binary request is served', async () => {
+    const { body, headerLength } = frame(
+      { inputs: [{ name: 'x', datatype: 'FP32', shape: [1, 3], parameters: { binary_data_size: 12 } }] },
+      float32(1, 2, 3),
+    );
+    const { port } = new URL(tp.url);
+    const socket = connect(Number(port), '127.0.0.1');
+    await new Promise((resolve) => socket.once('connect', resolve));
+    socket.write(
+      `POST /v2/models/identity/infer HTTP/1.1\r\nHost: 127.0.0.1\r\n` +
+        `Authorization: Bearer ${tp.adminKey}\r\nInference-Header-Content-Length: ${headerLength}\r\n` +
+        `Content-Length: ${body.length}\r\n\r\n`,
+    );
+    socket.write(body.subarray(0, headerLength + 4)); // the header and one of three floats
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    socket.destroy();
+    await new Promise((resolve) => setTimeout(resolve, 100));
+
+    const answer = await post('identity', body, { 'inference-header-content-length': String(headerLength) });
+    assert.equal(answer.status, 200, answer.bytes.toString());
+    assert.deepEqual(JSON.parse(answer.bytes.toString()).outputs[0].data, [1, 2, 3]);
+    const metrics = (await tp.call('GET', '/metrics')).body as string;
+    assert.match(
+      metrics,
+      /modelgate_http_requests_total\{[^}]*route="\/v2\/models\/:name\/infer"[^}]*status="200"/,
+    );
+    assert.doesNotMatch(
+      metrics,
+      /modelgate_http_requests_total\{[^}]*route="\/v2\/models\/:name\/infer"[^}]*status="5\d\d"/,
+    );
   });
 
   test('every framing fault is a 4xx problem with the protocol error field', async () => {
