@@ -6,7 +6,7 @@
 // load generator); the targets take each side at its best configuration.
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { SETUPS, type Cell, type SetupId } from './runtimes-report.ts';
+import { SETUPS, UPSTREAM_CONFIGURATIONS, type Cell } from './runtimes-report.ts';
 import {
   addNote,
   autocannonLoad,
@@ -42,18 +42,12 @@ const UPSTREAM_MODEL = 'wide-mlp';
 /** Built once per run, the same bytes every round. */
 let cachedWorkload: Workload | undefined;
 
-/** The upstream's configurations: its setups direct and behind modelgate, and its extra arguments. */
-const CONFIGURATIONS: { direct: SetupId; inFront: SetupId; args: string[] }[] = [
-  { direct: 'upstream', inFront: 'modelgate-http', args: [] },
-  { direct: 'upstream-one-thread', inFront: 'modelgate-http-one-thread', args: ['--threads', '1'] },
-];
-
 async function runHttpPart(context: RunContext): Promise<Cell[]> {
   const workload = (cachedWorkload ??= buildWorkload('wide-mlp'));
   const modelPath = join(context.runDir, 'wide-mlp.onnx');
   writeFileSync(modelPath, workload.onnx);
   const cells: Cell[] = [];
-  for (const configuration of CONFIGURATIONS) {
+  for (const configuration of UPSTREAM_CONFIGURATIONS) {
     cells.push(...(await measureUpstream(context, workload, modelPath, configuration)));
   }
   return cells;
@@ -63,7 +57,7 @@ async function measureUpstream(
   context: RunContext,
   workload: Workload,
   modelPath: string,
-  { direct: directSetup, inFront, args }: (typeof CONFIGURATIONS)[number],
+  { direct: directSetup, inFront, args }: (typeof UPSTREAM_CONFIGURATIONS)[number],
 ): Promise<Cell[]> {
   const { options } = context;
   const headers = { 'content-type': 'application/json', authorization: `Bearer ${context.adminKey}` };
@@ -134,7 +128,9 @@ export const httpPart: Part = {
   settings: {
     upstreamModel: UPSTREAM_MODEL,
     upstreamConcurrency: HTTP_UPSTREAM_CONCURRENCY,
-    upstreamConfigurations: Object.fromEntries(CONFIGURATIONS.map((c) => [c.direct, c.args.join(' ')])),
+    upstreamConfigurations: Object.fromEntries(
+      UPSTREAM_CONFIGURATIONS.map((c) => [c.direct, c.args.join(' ')]),
+    ),
   },
   run: runHttpPart,
 };

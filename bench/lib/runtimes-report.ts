@@ -106,11 +106,31 @@ export function medianCells(rounds: readonly Cell[]): Cell[] {
   );
 }
 
-/** What a setup is compared with in the table: its part's reference, or the upstream it runs in front of. */
+/**
+ * The http part's upstream configurations: a name, its setups direct and behind modelgate, and the
+ * arguments bench/peers/v2-upstream.ts runs with.
+ */
+export const UPSTREAM_CONFIGURATIONS: readonly {
+  name: string;
+  direct: SetupId;
+  inFront: SetupId;
+  args: readonly string[];
+}[] = [
+  { name: 'ORT defaults', direct: 'upstream', inFront: 'modelgate-http', args: [] },
+  {
+    name: '1 thread',
+    direct: 'upstream-one-thread',
+    inFront: 'modelgate-http-one-thread',
+    args: ['--threads', '1'],
+  },
+];
+
+const configurationOf = (setup: SetupId) =>
+  UPSTREAM_CONFIGURATIONS.find((c) => c.direct === setup || c.inFront === setup);
+
+/** What a setup is compared with in the table: the upstream it runs in front of, or its part's reference. */
 const referenceOf = (setup: SetupId): SetupId =>
-  setup === 'upstream-one-thread' || setup === 'modelgate-http-one-thread'
-    ? 'upstream-one-thread'
-    : REFERENCE_SETUP[SETUPS[setup].part];
+  configurationOf(setup)?.direct ?? REFERENCE_SETUP[SETUPS[setup].part];
 
 export function formatTable(cells: readonly Cell[]): string {
   const header = [
@@ -164,8 +184,8 @@ const compare = (
 ) => checkPair(target, findCell(cells, ...subject), findCell(cells, ...reference), check);
 
 /** The upstream's two configurations: ORT's defaults, and one intra-op thread. */
-const DIRECT: readonly SetupId[] = ['upstream', 'upstream-one-thread'];
-const IN_FRONT: readonly SetupId[] = ['modelgate-http', 'modelgate-http-one-thread'];
+const DIRECT = UPSTREAM_CONFIGURATIONS.map((c) => c.direct);
+const IN_FRONT = UPSTREAM_CONFIGURATIONS.map((c) => c.inFront);
 
 const lowerP50 = (a: Cell, b: Cell) => a.p50Ms < b.p50Ms;
 const higherThroughput = (a: Cell, b: Cell) => a.requestsPerSecond > b.requestsPerSecond;
@@ -190,7 +210,7 @@ const labelled =
   (check: (subject: Cell, reference: Cell) => { pass: boolean; detail: string }) =>
   (subject: Cell, reference: Cell) => {
     const { pass, detail } = check(subject, reference);
-    const configuration = (cell: Cell) => (cell.setup.endsWith('one-thread') ? '1 thread' : 'ORT defaults');
+    const configuration = (cell: Cell) => configurationOf(cell.setup)?.name;
     return {
       pass,
       detail: `${detail}; upstream at ${configuration(subject)} in front, ${configuration(reference)} direct`,
